@@ -1,0 +1,433 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	conn - buffered non-blocking socket on the main loop
+ * DESCRIPTION
+ *	See conn.h. Every socket gets TCP_NODELAY where it is TCP: milter
+ *	traffic is small request/reply packets, and Nagle plus delayed ACK
+ *	costs tens of milliseconds per exchange (testbed notes §11).
+ *
+ *	Host names in inet addresses are resolved with getaddrinfo() when the
+ *	connection is made; loopback literals, the usual case, resolve without
+ *	any lookup.
+ */
+
+/* Build configuration. */
+#include "config.h"
+
+/* System library. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* GLib. */
+#include <gio/gio.h>
+#include <glib-unix.h>
+
+/* Application-specific. */
+#include "conn.h"
+
+/* Bytes read per read(2). */
+#define CONN_READ_SIZE 65536
+
+/* Listen backlog: the MTA opens one connection per SMTP session. */
+#define CONN_LISTEN_BACKLOG 512
+
+struct _ShadowConn {
+    guint refs;
+    int fd;
+    char *peer;
+    ShadowConnFuncs funcs;
+    gpointer user;
+    GSource *source; /* fd watch (a ConnSource) */
+    GSource *timer;  /* connect timeout */
+    GByteArray *out; /* queued output */
+    gsize out_off;   /* bytes of out already written */
+    gboolean connecting;
+    gboolean closed;
+};
+
+static void conn_watch(ShadowConn *c, GIOCondition cond);
+
+/* ConnSource - a GSource watching one fd whose conditions can change */
+typedef struct {
+    GSource base;
+    gpointer tag;
+    ShadowConn *conn;
+} ConnSource;
+
+/* shadow_conn_ref - take a reference */
+ShadowConn *
+shadow_conn_ref(ShadowConn *c)
+{
+    c->refs++;
+    return c;
+}
+
+/* shadow_conn_unref - drop a reference; the last one closes and frees */
+void
+shadow_conn_unref(ShadowConn *c)
+{
+    if (c == NULL || --c->refs > 0)
+        return;
+    shadow_conn_close(c);
+    g_byte_array_unref(c->out);
+    g_free(c->peer);
+    g_free(c);
+}
+
+/* shadow_conn_peer - the peer's name, for messages */
+const char *
+shadow_conn_peer(const ShadowConn *c)
+{
+    return c->peer;
+}
+
+/* shadow_conn_pending - bytes queued but not yet written */
+gsize
+shadow_conn_pending(const ShadowConn *c)
+{
+    return c->out->len - c->out_off;
+}
+
+/* shadow_socket_nodelay - TCP_NODELAY on a TCP socket; harmless elsewhere */
+void
+shadow_socket_nodelay(int fd)
+{
+    int one = 1;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* emit - call the event callback holding a reference */
+static void
+emit(ShadowConn *c, ShadowConnEvent ev, const GError *error)
+{
+    if (c->funcs.event)
+        c->funcs.event(c, ev, error, c->user);
+}
+
+/* fail - close and report an I/O error */
+static void
+fail(ShadowConn *c, const char *what, int err)
+{
+    g_autoptr(GError) error = g_error_new(G_IO_ERROR, g_io_error_from_errno(err), "%s: %s: %s",
+                                          c->peer, what, g_strerror(err));
+
+    shadow_conn_close(c);
+    emit(c, SHADOW_CONN_FAILED, error);
+}
+
+/* source_dispatch - fd readiness: hand the conditions to conn_watch */
+static gboolean
+source_dispatch(GSource *source, GSourceFunc callback, gpointer data)
+{
+    ConnSource *cs = (ConnSource *)source;
+    ShadowConn *c = shadow_conn_ref(cs->conn);
+
+    conn_watch(c, g_source_query_unix_fd(source, cs->tag));
+    shadow_conn_unref(c);
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs conn_source_funcs = { NULL, NULL, source_dispatch, NULL, NULL, NULL };
+
+/* update_watch - watch for output only while some is queued */
+static void
+update_watch(ShadowConn *c)
+{
+    GIOCondition want = G_IO_IN;
+
+    if (c->closed || c->source == NULL)
+        return;
+    if (c->connecting || shadow_conn_pending(c) > 0)
+        want |= G_IO_OUT;
+    g_source_modify_unix_fd(c->source, ((ConnSource *)c->source)->tag, want);
+}
+
+/* flush - write what the socket takes now */
+static gboolean
+flush(ShadowConn *c)
+{
+    while (shadow_conn_pending(c) > 0) {
+        ssize_t n = send(c->fd, c->out->data + c->out_off, shadow_conn_pending(c), MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n < 0) {
+            fail(c, "write", errno);
+            return FALSE;
+        }
+        c->out_off += (gsize)n;
+    }
+    if (shadow_conn_pending(c) == 0) {
+        g_byte_array_set_size(c->out, 0);
+        c->out_off = 0;
+    }
+    return TRUE;
+}
+
+/* conn_watch - react to readiness */
+static void
+conn_watch(ShadowConn *c, GIOCondition cond)
+{
+    guint8 buf[CONN_READ_SIZE];
+
+    if (c->closed)
+        return;
+    if (c->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+
+        if (!(cond & (G_IO_OUT | G_IO_ERR | G_IO_HUP)))
+            return;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err != 0) {
+            fail(c, "connect", err);
+            return;
+        }
+        c->connecting = FALSE;
+        if (c->timer) {
+            g_source_destroy(c->timer);
+            g_clear_pointer(&c->timer, g_source_unref);
+        }
+        update_watch(c);
+        emit(c, SHADOW_CONN_CONNECTED, NULL);
+        if (c->closed)
+            return;
+    }
+    if (cond & G_IO_OUT) {
+        if (!flush(c))
+            return;
+        update_watch(c);
+    }
+    if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) {
+        ssize_t n = read(c->fd, buf, sizeof(buf));
+
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0) {
+            fail(c, "read", errno);
+            return;
+        }
+        if (n == 0) {
+            shadow_conn_close(c);
+            emit(c, SHADOW_CONN_CLOSED, NULL);
+            return;
+        }
+        if (c->funcs.data)
+            c->funcs.data(c, buf, (gsize)n, c->user);
+    }
+}
+
+/* attach - watch the fd on the default main context */
+static void
+attach(ShadowConn *c)
+{
+    ConnSource *cs = (ConnSource *)g_source_new(&conn_source_funcs, sizeof(ConnSource));
+
+    cs->conn = c;
+    cs->tag = g_source_add_unix_fd(&cs->base, c->fd, G_IO_IN);
+    c->source = &cs->base;
+    g_source_attach(c->source, NULL);
+    update_watch(c);
+}
+
+/* shadow_conn_new - wrap a connected socket (takes the fd) */
+ShadowConn *
+shadow_conn_new(int fd, const char *peer, const ShadowConnFuncs *funcs, gpointer user)
+{
+    ShadowConn *c = g_new0(ShadowConn, 1);
+
+    c->refs = 1;
+    c->fd = fd;
+    c->peer = g_strdup(peer);
+    c->funcs = *funcs;
+    c->user = user;
+    c->out = g_byte_array_new();
+    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    shadow_socket_nodelay(fd);
+    attach(c);
+    return c;
+}
+
+/* connect_timeout - the connect took too long */
+static gboolean
+connect_timeout(gpointer data)
+{
+    ShadowConn *c = shadow_conn_ref(data);
+
+    g_clear_pointer(&c->timer, g_source_unref);
+    if (c->connecting)
+        fail(c, "connect", ETIMEDOUT);
+    shadow_conn_unref(c);
+    return G_SOURCE_REMOVE;
+}
+
+/* resolve - socket address for an inet/inet6/unix ShadowAddress */
+static gboolean
+resolve(const ShadowAddress *a, struct sockaddr_storage *ss, socklen_t *len, GError **error)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+    int rc;
+
+    memset(ss, 0, sizeof(*ss));
+    if (a->kind == SHADOW_ADDRESS_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)ss;
+
+        if (strlen(a->path) >= sizeof(un->sun_path)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s: path too long",
+                        a->spec);
+            return FALSE;
+        }
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, a->path);
+        *len = sizeof(*un);
+        return TRUE;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = a->kind == SHADOW_ADDRESS_INET6 ? AF_INET6 : AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    g_snprintf(port, sizeof(port), "%u", a->port);
+    rc = getaddrinfo(a->host, port, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s: cannot resolve %s: %s", a->spec,
+                    a->host, gai_strerror(rc));
+        return FALSE;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return TRUE;
+}
+
+/* shadow_conn_connect - start a non-blocking connect; CONNECTED or FAILED follows */
+ShadowConn *
+shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const ShadowConnFuncs *funcs,
+                    gpointer user, GError **error)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    ShadowConn *c;
+    int fd;
+
+    if (!resolve(address, &ss, &len, error))
+        return NULL;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        int e = errno;
+
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "%s: socket: %s", address->spec,
+                    g_strerror(e));
+        return NULL;
+    }
+    c = g_new0(ShadowConn, 1);
+    c->refs = 1;
+    c->fd = fd;
+    c->peer = g_strdup(address->spec);
+    c->funcs = *funcs;
+    c->user = user;
+    c->out = g_byte_array_new();
+    shadow_socket_nodelay(fd);
+    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+        if (errno != EINPROGRESS) {
+            int e = errno;
+
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "%s: connect: %s",
+                        address->spec, g_strerror(e));
+            c->closed = TRUE;
+            close(fd);
+            c->fd = -1;
+            shadow_conn_unref(c);
+            return NULL;
+        }
+        c->connecting = TRUE;
+        c->timer = g_timeout_source_new(timeout_ms);
+        g_source_set_callback(c->timer, connect_timeout, c, NULL);
+        g_source_attach(c->timer, NULL);
+    }
+    attach(c);
+    if (!c->connecting) {
+        /* Connected at once (unix sockets): report it from the loop, not from here. */
+        c->connecting = TRUE;
+        update_watch(c);
+    }
+    return c;
+}
+
+/* shadow_conn_write - queue bytes and try to send them now */
+void
+shadow_conn_write(ShadowConn *c, const guint8 *data, gsize len)
+{
+    if (c->closed || len == 0)
+        return;
+    g_byte_array_append(c->out, data, (guint)len);
+    if (!c->connecting && flush(c))
+        update_watch(c);
+}
+
+/* shadow_conn_close - stop watching and close the socket; no more callbacks */
+void
+shadow_conn_close(ShadowConn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = TRUE;
+    if (c->timer) {
+        g_source_destroy(c->timer);
+        g_clear_pointer(&c->timer, g_source_unref);
+    }
+    if (c->source) {
+        g_source_destroy(c->source);
+        g_clear_pointer(&c->source, g_source_unref);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+/* shadow_socket_listen - bind and listen; unix sockets get mode and replace a stale file */
+gboolean
+shadow_socket_listen(const ShadowAddress *address, guint mode, int *out_fd, GError **error)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd, one = 1;
+
+    if (!resolve(address, &ss, &len, error))
+        return FALSE;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        goto fail;
+    if (address->kind == SHADOW_ADDRESS_UNIX)
+        (void)unlink(address->path);
+    else
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, CONN_LISTEN_BACKLOG) < 0)
+        goto fail;
+    if (address->kind == SHADOW_ADDRESS_UNIX && chmod(address->path, mode) < 0)
+        goto fail;
+    *out_fd = fd;
+    return TRUE;
+
+fail : {
+    int e = errno;
+
+    if (fd >= 0)
+        close(fd);
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "listen %s: %s", address->spec,
+                g_strerror(e));
+    return FALSE;
+}
+}
