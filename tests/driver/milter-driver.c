@@ -84,9 +84,14 @@
  *	prints throughput and the latency per stage (median, p99, max,
  *	from writing the command to reading its final reply) on stderr.
  *
- *	--connections N repeats the whole run N times; the messages are
- *	split into connections of --messages-per-connection each (default:
- *	all on one); --concurrency C runs C connections at a time.
+ *	--timeout bounds the connect, each write and each reply;
+ *	--eom-timeout each packet after BODYEOB, and every packet (progress
+ *	included) restarts it, as in Postfix. --connections N repeats the
+ *	whole run N times; the messages are split into connections of
+ *	--messages-per-connection each (default: all on one); --concurrency
+ *	C runs C connections at a time. File mode sends one ABORT after
+ *	each transaction, where Postfix sends a second one before QUIT;
+ *	a script reproduces such flows exactly.
  * SCRIPT
  *	With --script FILE the driver sends the steps of FILE instead of
  *	messages, one step per line, literally: it does not stop after a
@@ -123,7 +128,9 @@
  * DIAGNOSTICS
  *	Errors go to stderr as "milter-driver: SPEC: what: why", for example
  *	"milter-driver: inet:8899@127.0.0.1: read SMFIC_RCPT reply: timed
- *	out after 10000 ms". Exit status 0 when every conversation
+ *	out after 10000 ms", with " (connection N, message M)" appended when
+ *	the run has several. The first error stops the run: no new
+ *	connection is started. Exit status 0 when every conversation
  *	completed (whatever the verdicts), 1 after a protocol error, a
  *	timeout, an I/O error or a failed expect, 2 on bad usage.
  * SECURITY
