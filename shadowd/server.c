@@ -13,6 +13,8 @@
 
 /* System library. */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -53,6 +55,43 @@ accept_ready(gint fd, GIOCondition cond, gpointer data)
     }
 }
 
+/* own_socket - give a unix socket the configured user[:group] */
+static gboolean
+own_socket(const ShadowConfig *config, GError **error)
+{
+    g_auto(GStrv) parts = NULL;
+    struct passwd *pw;
+    gid_t gid = (gid_t)-1;
+
+    if (config->listen.kind != SHADOW_ADDRESS_UNIX || config->socket_owner == NULL)
+        return TRUE;
+    parts = g_strsplit(config->socket_owner, ":", 2);
+    pw = getpwnam(parts[0]);
+    if (pw == NULL) {
+        g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "socket_owner: no user %s", parts[0]);
+        return FALSE;
+    }
+    gid = pw->pw_gid;
+    if (parts[1] != NULL) {
+        struct group *gr = getgrnam(parts[1]);
+
+        if (gr == NULL) {
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "socket_owner: no group %s",
+                        parts[1]);
+            return FALSE;
+        }
+        gid = gr->gr_gid;
+    }
+    if (chown(config->listen.path, pw->pw_uid, gid) < 0) {
+        int e = errno;
+
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "chown %s to %s: %s",
+                    config->listen.path, config->socket_owner, g_strerror(e));
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* shadow_server_new - listen on the configured address */
 ShadowServer *
 shadow_server_new(ShadowConfig *config, ShadowEventLog *log, GError **error)
@@ -63,7 +102,11 @@ shadow_server_new(ShadowConfig *config, ShadowEventLog *log, GError **error)
     server->log = log;
     server->sessions = g_hash_table_new(NULL, NULL);
     server->old_configs = g_ptr_array_new_with_free_func((GDestroyNotify)shadow_config_free);
-    if (!shadow_socket_listen(&config->listen, config->socket_mode, &server->listen_fd, error)) {
+    server->listen_fd = -1;
+    if (!shadow_socket_listen(&config->listen, config->socket_mode, &server->listen_fd, error) ||
+        !own_socket(config, error)) {
+        if (server->listen_fd >= 0)
+            close(server->listen_fd);
         g_hash_table_unref(server->sessions);
         g_ptr_array_unref(server->old_configs);
         g_free(server);
