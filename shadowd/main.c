@@ -74,6 +74,19 @@ load_config(GError **error)
     return shadow_config_load(opt_config ? opt_config : DEFAULT_CONFIG, error);
 }
 
+/* stop_now - the grace period for running sessions is over */
+static gboolean
+stop_now(gpointer data)
+{
+    ShadowServer *server = data;
+
+    if (g_hash_table_size(server->sessions) > 0)
+        shadow_log_warning("stopping with %u sessions unfinished",
+                           g_hash_table_size(server->sessions));
+    g_main_loop_quit(server->loop);
+    return G_SOURCE_REMOVE;
+}
+
 /* on_stop - SIGTERM/SIGINT: stop accepting, let sessions finish */
 static gboolean
 on_stop(gpointer data)
@@ -83,8 +96,10 @@ on_stop(gpointer data)
     shadow_log_info("stopping: no new connections; %u sessions finishing",
                     g_hash_table_size(server->sessions));
     shadow_server_stop(server);
-    g_timeout_add_seconds(STOP_GRACE_SECONDS, (GSourceFunc)(void (*)(void))g_main_loop_quit,
-                          server->loop);
+    if (!server->stopping_timer) {
+        server->stopping_timer = TRUE;
+        g_timeout_add_seconds(STOP_GRACE_SECONDS, stop_now, server);
+    }
     return G_SOURCE_CONTINUE;
 }
 

@@ -700,7 +700,25 @@ end_of_message(ShadowSession *s, GBytes *raw, const MilterPacket *pkt)
     else
         send_empty(s, SMFIR_CONTINUE);
 
-    if (chained(s) && !m->content_lost) {
+    if (chained(s) && m->content_lost) {
+        /* No content to show: the children's verdicts on it are lost, not faked. */
+        g_autoptr(GByteArray) out = g_byte_array_new();
+        g_autoptr(GBytes) abort_pkt = NULL;
+
+        for (guint i = 0; i < m->n_children; i++) {
+            if (m->finished[i])
+                continue;
+            m->verdicts[i]->action = SHADOW_ACTION_OVERFLOW;
+            g_free(m->verdicts[i]->reason);
+            m->verdicts[i]->reason =
+                g_strdup("message over max_message or not spooled: its content was not shown");
+        }
+        milter_encode_empty(out, SMFIC_ABORT);
+        abort_pkt = g_bytes_new(out->data, out->len);
+        for (guint i = 0; i < s->children->len; i++)
+            shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_PACKET, SMFIC_ABORT,
+                                 abort_pkt, m, NULL, NULL);
+    } else if (chained(s)) {
         for (guint i = 0; i < s->children->len; i++)
             shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_CONTENT, SMFIC_BODYEOB,
                                  NULL, m, NULL, NULL);
@@ -713,9 +731,10 @@ end_of_message(ShadowSession *s, GBytes *raw, const MilterPacket *pkt)
 
         milter_encode_empty(out, SMFIC_BODYEOB);
         eob = g_bytes_new(out->data, out->len);
+        /* Always an empty EOB: data it carried went out above as a BODY chunk. */
         for (guint i = 0; i < s->children->len; i++)
-            shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_PACKET, SMFIC_BODYEOB,
-                                 chained(s) ? eob : raw, m, NULL, NULL);
+            shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_PACKET, SMFIC_BODYEOB, eob,
+                                 m, NULL, NULL);
     }
     msg_end(s, FALSE);
 }

@@ -210,7 +210,7 @@ struct _ShadowServer {
     GHashTable *sessions; /* ShadowSession * set */
     guint64 next_session;
     gboolean stopping;
-    gboolean foreground;
+    gboolean stopping_timer;
     GMainLoop *loop;
 };
 

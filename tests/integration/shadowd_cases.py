@@ -107,13 +107,14 @@ class Bed:
         self.milters.append((name, port, log))
         return log
 
-    def shadowd(self, reply="immediate", content="chained", timeouts=None):
+    def shadowd(self, reply="immediate", content="chained", timeouts=None, extra=""):
         """shadowd - write a config for the milters so far and start shadowd"""
         self.shadowd_port = free_port()
         conf = os.path.join(self.dir, "shadowd.conf")
         with open(conf, "w") as f:
             f.write("[shadowd]\nlisten = inet:%d@127.0.0.1\nevent_log = %s\n"
-                    "reply = %s\ncontent = %s\n" % (self.shadowd_port, self.events, reply, content))
+                    "reply = %s\ncontent = %s\n%s" % (self.shadowd_port, self.events, reply, content,
+                                                     extra))
             for name, port, _ in self.milters:
                 f.write("\n[milter %s]\nconnect = inet:%d@127.0.0.1\n" % (name, port))
                 for k, v in (timeouts or {}).get(name, {}).items():
@@ -324,6 +325,25 @@ def case_two_messages(bed):
     check(message(recs, 1)["outcome"] == "rejected", "second: %s" % message(recs, 1)["outcome"])
 
 
+def case_max_message(bed):
+    """chained: a message over max_message is not shown; verdicts say overflow, mail is untouched"""
+    a = bed.milter("a")
+    bed.milter("b")
+    bed.shadowd(extra="max_message = 1k\n")
+    big = MESSAGE.format(n=1).replace("the report is attached.", "x" * 4000)
+    bed.drive(messages=[big])
+    recs = bed.records(1)
+    v = verdicts(recs)
+    for name in ("a", "b"):
+        check(v[name]["action"] == "overflow" and "max_message" in (v[name]["reason"] or ""),
+              "%s: %s (%s)" % (name, v[name]["action"], v[name]["reason"]))
+    m = message(recs)
+    check(m["outcome"] == "delivered" and sorted(m["unknown"]) == ["a", "b"],
+          "outcome %s unknown %s" % (m["outcome"], m["unknown"]))
+    check("header" not in events_of(a) and "eom" not in events_of(a),
+          "a was shown content: %s" % events_of(a))
+
+
 # ---- faults ---------------------------------------------------------------
 
 
@@ -374,6 +394,7 @@ CASES = [
     ("independent_subject", case_independent_subject),
     ("wait_mode", case_wait_mode),
     ("two_messages", case_two_messages),
+    ("max_message", case_max_message),
 ] + make_faults()
 
 
