@@ -292,6 +292,7 @@ shadow_child_kill(ShadowChild *c, ShadowAction why, const char *reason)
     while ((j = g_queue_pop_head(&c->jobs)) != NULL)
         drop_job(c, j);
     c->backlog = 0;
+    c->held = 0;
     shadow_session_child_dead(c->session, c);
 }
 
@@ -434,6 +435,8 @@ negotiated(ShadowChild *c, const MilterPacket *pkt)
     c->state = CHILD_READY;
     c->latency_negotiate_ms = (guint)((g_get_monotonic_time() - c->sent_at) / 1000);
     shadow_session_child_ready(c->session, c);
+    /* Jobs may have queued while it negotiated (a new connection after QUIT_NC). */
+    pump(c);
 }
 
 /* reply_action - REJECT/TEMPFAIL of an SMFIR_REPLYCODE text; ERROR if malformed */
@@ -740,19 +743,35 @@ switch_msg(ShadowChild *c, ShadowMsg *msg)
         /* Decided for the whole connection: the same verdict for every message. */
         ShadowVerdict *v = verdict(c);
 
-        v->connection = c->conn_action != SHADOW_ACTION_ACCEPT;
+        v->connection = TRUE;
         decided(c, c->conn_action, c->conn_stage, c->conn_reply);
     }
 }
 
-/* leadspc_strip - a header packet without one leading space in its value */
+/*
+ * header_packet - SMFIC_HEADER for this child: its leading-space form, at most 64 KB
+ *
+ * Postfix sends a header of any length whole; libmilter drops the session on
+ * a packet over 65535 data bytes (pitfall 13). Such a value is cut to fit,
+ * so the child still judges the message.
+ */
 static GBytes *
 header_packet(ShadowChild *c, const char *name, const char *value)
 {
     GByteArray *out = g_byte_array_new();
+    gsize name_len = strlen(name), value_len;
+    g_autofree char *cut = NULL;
 
     if (c->session->leadspc && !(c->protocol & SMFIP_HDR_LEADSPC) && value[0] == ' ')
         value++;
+    value_len = strlen(value);
+    if (name_len + value_len + 2 > MILTER_MAX_DATA_SIZE && name_len + 2 < MILTER_MAX_DATA_SIZE) {
+        cut = g_strndup(value, MILTER_MAX_DATA_SIZE - name_len - 2);
+        value = cut;
+        shadow_log_warning("%s milter %s: header %s of %" G_GSIZE_FORMAT
+                           " bytes cut to fit a 64 KB milter packet",
+                           c->session->id, c->cfg->name, name, value_len);
+    }
     milter_encode_header(out, SMFIC_HEADER, 0, name, value);
     return g_byte_array_free_to_bytes(out);
 }
@@ -894,6 +913,8 @@ pump(ShadowChild *c)
         }
         g_queue_pop_head(&c->jobs);
         c->backlog -= j->bytes ? g_bytes_get_size(j->bytes) : 0;
+        if (j->held)
+            c->held -= j->bytes ? g_bytes_get_size(j->bytes) : 0;
         if (j->kind == JOB_QUIT) {
             GByteArray *out = g_byte_array_new();
 
@@ -922,6 +943,19 @@ pump(ShadowChild *c)
     }
 }
 
+/* waits_for_chain - some queued content job is still held by the chain */
+static gboolean
+waits_for_chain(const ShadowChild *c)
+{
+    for (const GList *l = c->jobs.head; l; l = l->next) {
+        const ShadowJob *j = l->data;
+
+        if (j->kind == JOB_CONTENT && j->model == NULL)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 /* shadow_child_enqueue - add a job; a dead child fails it at once */
 void
 shadow_child_enqueue(ShadowChild *c, ShadowJobKind kind, guint8 code, GBytes *bytes, ShadowMsg *msg,
@@ -943,9 +977,17 @@ shadow_child_enqueue(ShadowChild *c, ShadowJobKind kind, guint8 code, GBytes *by
         drop_job(c, j);
         return;
     }
+    /*
+     * What queues while the chain holds the child up is the fault of a
+     * slower child before it in the chain, which has at least as much
+     * queued and overflows first; it does not count against this one.
+     */
+    j->held = waits_for_chain(c);
     g_queue_push_tail(&c->jobs, j);
     c->backlog += bytes ? g_bytes_get_size(bytes) : 0;
-    if (c->backlog > c->session->config->backlog) {
+    if (j->held)
+        c->held += bytes ? g_bytes_get_size(bytes) : 0;
+    if (c->backlog - c->held > c->session->config->backlog) {
         g_autofree char *why = g_strdup_printf(
             "fell %" G_GSIZE_FORMAT " bytes behind the MTA (backlog %" G_GSIZE_FORMAT ")",
             c->backlog, c->session->config->backlog);

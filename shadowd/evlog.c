@@ -350,7 +350,7 @@ shadow_event_log_message(ShadowEventLog *log, ShadowSession *s, ShadowMsg *m,
     message_ids(&j, m);
     shadow_json_str(&j, "client_addr", s->client_addr);
     shadow_json_str(&j, "client_name", s->client_name);
-    shadow_json_str(&j, "helo", s->helo);
+    shadow_json_str(&j, "helo", m->helo);
     shadow_json_str(&j, "auth", m->auth);
     shadow_json_str(&j, "from", m->from);
     shadow_json_array_begin(&j, "rcpts");

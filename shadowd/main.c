@@ -216,7 +216,7 @@ main(int argc, char **argv)
     g_main_loop_run(server->loop);
     status = 0;
     shadow_log_info("stopped");
-    g_main_loop_unref(server->loop);
+    g_clear_pointer(&server->loop, g_main_loop_unref);
     shadow_server_free(server);
     shadow_event_log_close(log);
     g_free(opt_config);

@@ -81,7 +81,10 @@ shadow_msg_unref(ShadowMsg *m)
         shadow_verdict_free(m->verdicts[i]);
     g_free(m->verdicts);
     g_free(m->finished);
+    if (m->children)
+        g_ptr_array_unref(m->children);
     g_free(m->id);
+    g_free(m->helo);
     g_free(m->from);
     g_ptr_array_unref(m->from_args);
     g_ptr_array_unref(m->rcpts);
@@ -120,9 +123,12 @@ msg_new(ShadowSession *s)
 
         m->verdicts[i] = shadow_verdict_new(c->cfg->name);
     }
-    if (s->config->content == SHADOW_CONTENT_CHAINED)
-        m->content = shadow_message_new(s->config->spool_memory, s->config->spool_dir);
+    m->content = shadow_message_new(s->config->spool_memory, s->config->spool_dir);
+    m->children = g_ptr_array_new();
+    for (guint i = 0; i < m->n_children; i++)
+        g_ptr_array_add(m->children, g_ptr_array_index(s->children, i));
     s->msgs_in_flight++;
+    s->inflight = g_list_prepend(s->inflight, m);
     return m;
 }
 
@@ -458,10 +464,8 @@ shadow_session_child_dead(ShadowSession *s, ShadowChild *c)
 static void
 chain_advance(ShadowMsg *m)
 {
-    ShadowSession *s = m->session;
-
     while (m->chain_pos < m->n_children) {
-        ShadowChild *c = g_ptr_array_index(s->children, m->chain_pos);
+        ShadowChild *c = g_ptr_array_index(m->children, m->chain_pos);
         ShadowMessage *model = g_steal_pointer(&m->chain);
 
         /* The child hands it back through shadow_session_child_content_done(). */
@@ -477,7 +481,10 @@ shadow_session_child_content_done(ShadowSession *s, ShadowChild *c, ShadowMsg *m
 {
     if (result == NULL)
         return; /* it skipped its turn before the chain reached it */
-    g_warn_if_fail(msg->chain == NULL);
+    if (s->config->content != SHADOW_CONTENT_CHAINED) {
+        shadow_message_free(result); /* independent: nobody sees this child's edits */
+        return;
+    }
     shadow_message_free(msg->chain);
     msg->chain = result;
     if (c->index == msg->chain_pos) {
@@ -520,6 +527,7 @@ msg_finalize(ShadowMsg *m)
     g_clear_pointer(&m->content, shadow_message_free);
     g_clear_pointer(&m->chain, shadow_message_free);
     s->msgs_in_flight--;
+    s->inflight = g_list_remove(s->inflight, m);
     shadow_msg_unref(m);
     shadow_session_maybe_free(s);
 }
@@ -637,42 +645,50 @@ spool_body(ShadowSession *s, ShadowMsg *m, const guint8 *data, gsize len)
     }
 }
 
-/* body_headers_bytes - a header packet for independent mode, per child leading space */
+/* release_all - independent mode: every child gets the original at once */
 static void
-broadcast_header(ShadowSession *s, GBytes *raw, const MilterPacket *pkt, ShadowMsg *m)
+release_all(ShadowMsg *m)
 {
-    g_autoptr(GBytes) stripped = NULL;
-    ShadowWait *w = NULL;
-    gboolean due = answer_due(s, SMFIC_HEADER);
-
-    if (s->leadspc && pkt->argv[1][0] == ' ') {
-        GByteArray *out = g_byte_array_new();
-
-        milter_encode_header(out, SMFIC_HEADER, 0, pkt->argv[0], pkt->argv[1] + 1);
-        stripped = g_byte_array_free_to_bytes(out);
-    }
-    if (due && s->config->reply == SHADOW_REPLY_WAIT)
-        w = wait_new(s, SMFIC_HEADER, s->children->len + 1);
-    for (guint i = 0; i < s->children->len; i++) {
-        ShadowChild *c = g_ptr_array_index(s->children, i);
-        GBytes *b = stripped && !(c->protocol & SMFIP_HDR_LEADSPC) ? stripped : raw;
-
-        shadow_child_enqueue(c, JOB_PACKET, SMFIC_HEADER, b, m, w, NULL);
-    }
-    if (w) {
-        shadow_wait_done(w);
-        shadow_wait_unref(w);
-    } else if (due) {
-        send_empty(s, SMFIR_CONTINUE);
-    }
+    for (guint i = 0; i < m->n_children; i++)
+        shadow_child_release_content(g_ptr_array_index(m->children, i), m,
+                                     shadow_message_fork(m->content));
+    g_clear_pointer(&m->content, shadow_message_free);
 }
 
-/* end_of_message - SMFIC_BODYEOB from the MTA */
+/* lose_content - no content to show: the children's verdicts on it are lost, not faked */
 static void
-end_of_message(ShadowSession *s, GBytes *raw, const MilterPacket *pkt)
+lose_content(ShadowSession *s, ShadowMsg *m)
+{
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autoptr(GBytes) abort_pkt = NULL;
+
+    for (guint i = 0; i < m->n_children; i++) {
+        if (m->finished[i])
+            continue;
+        m->verdicts[i]->action = SHADOW_ACTION_OVERFLOW;
+        g_free(m->verdicts[i]->reason);
+        m->verdicts[i]->reason =
+            g_strdup("message over max_message or not spooled: its content was not shown");
+    }
+    milter_encode_empty(out, SMFIC_ABORT);
+    abort_pkt = g_bytes_new(out->data, out->len);
+    for (guint i = 0; i < s->children->len; i++)
+        shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_PACKET, SMFIC_ABORT, abort_pkt,
+                             m, NULL, NULL);
+}
+
+/*
+ * end_of_message - SMFIC_BODYEOB from the MTA
+ *
+ * The content was kept as it came (headers, body spool); each child now
+ * gets a content job that replays it at the child's own pace, so a slow
+ * child holds up nobody but, in chained mode, the children after it.
+ * Chained: released down the chain; independent: to all at once.
+ */
+static void
+end_of_message(ShadowSession *s, const MilterPacket *pkt)
 {
     ShadowMsg *m = s->msg;
-    gboolean wait = s->config->reply == SHADOW_REPLY_WAIT;
 
     if (m == NULL) {
         /* End of message outside a message: nothing to shadow, answer anyway. */
@@ -680,61 +696,29 @@ end_of_message(ShadowSession *s, GBytes *raw, const MilterPacket *pkt)
         return;
     }
     if (pkt->body_len > 0) {
-        /* libmilter takes data in EOB as a last chunk: send it as BODY (pitfall 5). */
-        GByteArray *out = g_byte_array_new();
-        g_autoptr(GBytes) body = NULL;
-
+        /* libmilter takes data in EOB as a last chunk: children get it as BODY (pitfall 5). */
         m->size += pkt->body_len;
-        milter_encode_body(out, SMFIC_BODY, pkt->body, pkt->body_len);
-        body = g_byte_array_free_to_bytes(out);
-        if (chained(s))
-            spool_body(s, m, pkt->body, pkt->body_len);
-        else
-            for (guint i = 0; i < s->children->len; i++)
-                shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_PACKET, SMFIC_BODY,
-                                     body, m, NULL, NULL);
+        spool_body(s, m, pkt->body, pkt->body_len);
     }
     m->eob = TRUE;
-    if (wait)
+    if (s->config->reply == SHADOW_REPLY_WAIT)
         m->eom_wait = wait_new(s, SMFIC_BODYEOB, 1);
     else
         send_empty(s, SMFIR_CONTINUE);
 
-    if (chained(s) && m->content_lost) {
-        /* No content to show: the children's verdicts on it are lost, not faked. */
-        g_autoptr(GByteArray) out = g_byte_array_new();
-        g_autoptr(GBytes) abort_pkt = NULL;
-
-        for (guint i = 0; i < m->n_children; i++) {
-            if (m->finished[i])
-                continue;
-            m->verdicts[i]->action = SHADOW_ACTION_OVERFLOW;
-            g_free(m->verdicts[i]->reason);
-            m->verdicts[i]->reason =
-                g_strdup("message over max_message or not spooled: its content was not shown");
-        }
-        milter_encode_empty(out, SMFIC_ABORT);
-        abort_pkt = g_bytes_new(out->data, out->len);
-        for (guint i = 0; i < s->children->len; i++)
-            shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_PACKET, SMFIC_ABORT,
-                                 abort_pkt, m, NULL, NULL);
-    } else if (chained(s)) {
+    if (m->content_lost) {
+        lose_content(s, m);
+    } else {
         for (guint i = 0; i < s->children->len; i++)
             shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_CONTENT, SMFIC_BODYEOB,
                                  NULL, m, NULL, NULL);
-        m->chain = g_steal_pointer(&m->content);
-        m->chain_pos = 0;
-        chain_advance(m);
-    } else {
-        g_autoptr(GByteArray) out = g_byte_array_new();
-        g_autoptr(GBytes) eob = NULL;
-
-        milter_encode_empty(out, SMFIC_BODYEOB);
-        eob = g_bytes_new(out->data, out->len);
-        /* Always an empty EOB: data it carried went out above as a BODY chunk. */
-        for (guint i = 0; i < s->children->len; i++)
-            shadow_child_enqueue(g_ptr_array_index(s->children, i), JOB_PACKET, SMFIC_BODYEOB, eob,
-                                 m, NULL, NULL);
+        if (chained(s)) {
+            m->chain = g_steal_pointer(&m->content);
+            m->chain_pos = 0;
+            chain_advance(m);
+        } else {
+            release_all(m);
+        }
     }
     msg_end(s, FALSE);
 }
@@ -769,7 +753,7 @@ mta_packet(ShadowSession *s, const MilterPacket *pkt, GBytes *raw)
         int slot = content_slot(pkt->macro_cmd);
 
         remember_macros(s, pkt);
-        if (m && chained(s) && slot >= 0) {
+        if (m && slot >= 0) {
             if (m->content_macros[slot])
                 g_bytes_unref(m->content_macros[slot]);
             m->content_macros[slot] = g_bytes_ref(raw);
@@ -797,6 +781,7 @@ mta_packet(ShadowSession *s, const MilterPacket *pkt, GBytes *raw)
         if (m)
             msg_end(s, TRUE);
         m = s->msg = msg_new(s);
+        m->helo = g_strdup(s->helo);
         m->from = g_strdup(pkt->argv[0]);
         for (gsize i = 1; i < pkt->argc; i++)
             g_ptr_array_add(m->from_args, g_strdup(pkt->argv[i]));
@@ -823,16 +808,16 @@ mta_packet(ShadowSession *s, const MilterPacket *pkt, GBytes *raw)
             if (m->queue_id == NULL && macro_value(s, "i"))
                 m->queue_id = g_strdup(macro_value(s, "i"));
         }
-        if (m && chained(s)) {
+        if (m) {
             shadow_message_add_header(m->content, pkt->argv[0], pkt->argv[1]);
             if (answer_due(s, SMFIC_HEADER))
                 send_empty(s, SMFIR_CONTINUE);
             return;
         }
-        broadcast_header(s, raw, pkt, m);
+        broadcast(s, pkt->code, raw, m, NULL);
         return;
     case SMFIC_EOH:
-        if (m && chained(s)) {
+        if (m) {
             if (answer_due(s, SMFIC_EOH))
                 send_empty(s, SMFIR_CONTINUE);
             return;
@@ -842,17 +827,15 @@ mta_packet(ShadowSession *s, const MilterPacket *pkt, GBytes *raw)
     case SMFIC_BODY:
         if (m) {
             m->size += pkt->body_len;
-            if (chained(s)) {
-                spool_body(s, m, pkt->body, pkt->body_len);
-                if (answer_due(s, SMFIC_BODY))
-                    send_empty(s, SMFIR_CONTINUE);
-                return;
-            }
+            spool_body(s, m, pkt->body, pkt->body_len);
+            if (answer_due(s, SMFIC_BODY))
+                send_empty(s, SMFIR_CONTINUE);
+            return;
         }
         broadcast(s, pkt->code, raw, m, NULL);
         return;
     case SMFIC_BODYEOB:
-        end_of_message(s, raw, pkt);
+        end_of_message(s, pkt);
         return;
     case SMFIC_ABORT:
         broadcast(s, pkt->code, raw, m, NULL);
@@ -863,7 +846,14 @@ mta_packet(ShadowSession *s, const MilterPacket *pkt, GBytes *raw)
 
         msg_end(s, TRUE);
         quit_children(s);
-        /* The same socket carries a new connection: fresh children for it. */
+        /* The same socket carries a new connection: its own id, records and children. */
+        shadow_event_log_connection(s->server->log, s, FALSE);
+        g_free(s->id);
+        s->id = g_strdup_printf("%06" G_GINT64_MODIFIER "x", ++s->server->next_session);
+        s->msg_seq = 0;
+        s->messages = 0;
+        s->errors = 0;
+        s->opened = g_get_real_time();
         while (s->children->len > 0) {
             c = g_ptr_array_steal_index(s->children, 0);
             g_ptr_array_add(s->retired, c);
@@ -986,6 +976,8 @@ shadow_session_free(ShadowSession *s)
         g_source_destroy(s->negotiate_deadline);
         g_source_unref(s->negotiate_deadline);
     }
+    /* Only at exit can messages still be in flight: drop the session's references. */
+    g_list_free_full(g_steal_pointer(&s->inflight), (GDestroyNotify)shadow_msg_unref);
     g_ptr_array_unref(s->children);
     g_ptr_array_unref(s->retired);
     if (s->mta) {

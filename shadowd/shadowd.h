@@ -80,6 +80,7 @@ typedef struct {
     int phase;            /* JOB_CONTENT: 0 headers, 1 eoh, 2 body, 3 eom, 4 done */
     guint next_header;    /* JOB_CONTENT: next header to send */
     gsize next_body;      /* JOB_CONTENT: next body offset */
+    gboolean held;        /* queued while the chain held the child: not its own lag */
 } ShadowJob;
 
 /* ShadowChildState - a child connection's life */
@@ -109,6 +110,7 @@ struct _ShadowChild {
     gint64 sent_at;      /* monotonic us when current was sent */
     GSource *timer;      /* reply timeout */
     gsize backlog;       /* bytes queued in jobs */
+    gsize held;          /* of which queued while the chain held it up */
 
     /* Connection-level result: accept/refusal at CONNECT or HELO. */
     ShadowAction conn_action;
@@ -140,6 +142,7 @@ struct _ShadowMsg {
     gint64 started;         /* real time, us */
 
     /* Envelope as the MTA gave it. */
+    char *helo; /* the HELO in force at MAIL FROM */
     char *from;
     GPtrArray *from_args;
     GPtrArray *rcpts;
@@ -149,6 +152,7 @@ struct _ShadowMsg {
     gsize size;
     gsize header_bytes;
 
+    GPtrArray *children;      /* ShadowChild *: the chain at MAIL FROM (owned by the session) */
     ShadowVerdict **verdicts; /* per child, chain order */
     gboolean *finished;       /* per child: its part is over */
     guint unfinished;
@@ -186,6 +190,7 @@ struct _ShadowSession {
     gboolean freeing;    /* free is scheduled */
     gboolean overloaded; /* over max_connections: no children */
     ShadowMsg *msg;      /* message in progress on the MTA side, or NULL */
+    GList *inflight;     /* ShadowMsg * not yet finalized (the session's references) */
     guint msg_seq;
     guint msgs_in_flight;
 
