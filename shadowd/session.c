@@ -8,15 +8,17 @@
  *	passive milter may say: SMFIR_OPTNEG, SMFIR_CONTINUE and, while the
  *	MTA waits at end of message, SMFIR_PROGRESS.
  *
- *	Stages outside the content go to every child at once. The content goes
- *	to every child at once too in content = independent; in content =
- *	chained the session keeps the message and hands it down the chain at
- *	end of message, each child getting the copy the children before it
- *	edited (a refusing child's edits are dropped, as an enforced chain
- *	would drop them).
+ *	Stages outside the content go to every child at once. The content
+ *	(headers, body) is kept as it comes, in memory and then a spool file,
+ *	and at end of message each child gets a content job that replays it at
+ *	its own pace. content = independent releases it to every child at
+ *	once; content = chained hands it down the chain, each child getting
+ *	the copy the children before it edited (a refusing child's edits are
+ *	dropped, as an enforced chain would drop them).
  *
  *	reply = immediate answers the MTA at once and asks it for no replies
- *	where it offered that; reply = wait answers when every child has, or
+ *	where it offered that; reply = wait answers each envelope command when
+ *	every child has, and end of message when the whole message is done, or
  *	at a deadline that keeps inside the MTA's timeouts.
  */
 
