@@ -344,6 +344,59 @@ def case_max_message(bed):
           "a was shown content: %s" % events_of(a))
 
 
+def case_unix_socket(bed):
+    """listen on a unix socket with socket_mode and socket_owner; the MTA reaches it there"""
+    import pwd
+    import grp
+    import stat
+    bed.milter("a", "--add-header", "X-A:yes")
+    sock = os.path.join(bed.dir, "shadowd.sock")
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    conf = os.path.join(bed.dir, "shadowd.conf")
+    with open(conf, "w") as f:
+        f.write("[shadowd]\nlisten = unix:%s\nevent_log = %s\nsocket_mode = 0640\n"
+                "socket_owner = nobody:%s\n\n[milter a]\nconnect = inet:%d@127.0.0.1\n"
+                % (sock, bed.events, group, bed.milters[0][1]))
+    err = os.path.join(bed.dir, "shadowd.err")
+    bed.procs.append(subprocess.Popen([SHADOWD, "-c", conf, "-f"], stdout=subprocess.DEVNULL,
+                                      stderr=open(err, "w")))
+    wait_for(lambda: "listening on" in read(err), "shadowd listening")
+    st = os.stat(sock)
+    check(stat.S_ISSOCK(st.st_mode), "%s is not a socket" % sock)
+    check(stat.S_IMODE(st.st_mode) == 0o640, "mode %o, want 640" % stat.S_IMODE(st.st_mode))
+    check(st.st_uid == nobody.pw_uid and st.st_gid == nobody.pw_gid,
+          "owner %d:%d, want nobody" % (st.st_uid, st.st_gid))
+    path = os.path.join(bed.dir, "m.eml")
+    with open(path, "w") as f:
+        f.write(MESSAGE.format(n=1))
+    r = subprocess.run([DRIVER, "--connect", "unix:" + sock, "--timeout", str(MTA_TIMEOUT_MS),
+                        path], capture_output=True, text=True, timeout=WAIT_SECONDS * 4)
+    check(r.returncode == 0, "driver: %s" % r.stderr.strip())
+    check(not [l for l in r.stdout.splitlines() if l.startswith("< ")
+               and l.split()[1] not in ALLOWED_TO_MTA], "the MTA side got more than continue")
+    v = verdicts(bed.records(1))
+    check(v["a"]["edits"][0]["name"] == "X-A", "a: %s" % v["a"])
+
+
+def case_daemon_pid_file(bed):
+    """without -f shadowd detaches and writes its pid file; SIGTERM stops it"""
+    conf = os.path.join(bed.dir, "shadowd.conf")
+    pid_file = os.path.join(bed.dir, "shadowd.pid")
+    port = free_port()
+    with open(conf, "w") as f:
+        f.write("[shadowd]\nlisten = inet:%d@127.0.0.1\nevent_log = %s\npid_file = %s\n"
+                % (port, bed.events, pid_file))
+    r = subprocess.run([SHADOWD, "-c", conf], capture_output=True, text=True,
+                       timeout=WAIT_SECONDS)
+    check(r.returncode == 0, "shadowd exited %d: %s" % (r.returncode, r.stderr))
+    pid = int(wait_for(lambda: read(pid_file).strip(), "the pid file"))
+    check(os.path.exists("/proc/%d" % pid), "no process %d" % pid)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists("/proc/%d/status" % pid)
+             or "zombie" in read("/proc/%d/status" % pid), "shadowd %d to stop" % pid)
+
+
 # ---- faults ---------------------------------------------------------------
 
 
@@ -395,6 +448,8 @@ CASES = [
     ("wait_mode", case_wait_mode),
     ("two_messages", case_two_messages),
     ("max_message", case_max_message),
+    ("unix_socket", case_unix_socket),
+    ("daemon_pid_file", case_daemon_pid_file),
 ] + make_faults()
 
 
