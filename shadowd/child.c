@@ -553,7 +553,6 @@ eom_final(ShadowChild *c, ShadowAction action, const char *reply)
         }
     }
     g_clear_pointer(&c->replbody, g_byte_array_unref);
-    c->in_eom = FALSE;
     decided(c, action, SHADOW_STAGE_EOM, reply);
     if (j->kind == JOB_CONTENT) {
         /* A content job stays queued while it runs: it is done now. */
@@ -852,7 +851,6 @@ content_step(ShadowChild *c, ShadowJob *j, gboolean *done)
             j->phase = 4;
             shadow_message_free(c->edited);
             c->edited = shadow_message_fork(m);
-            c->in_eom = TRUE;
             send_macros(c, j->msg, 3);
             out = g_byte_array_new();
             milter_encode_empty(out, SMFIC_BODYEOB);
@@ -1013,11 +1011,4 @@ shadow_child_release_content(ShadowChild *c, ShadowMsg *msg, ShadowMessage *mode
     }
     /* No content job waits (the child died or already passed it): hand it back. */
     shadow_session_child_content_done(c->session, c, msg, model);
-}
-
-/* shadow_child_idle - nothing queued and nothing outstanding */
-gboolean
-shadow_child_idle(const ShadowChild *c)
-{
-    return c->current == NULL && c->jobs.length == 0;
 }

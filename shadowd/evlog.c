@@ -176,6 +176,7 @@ shadow_event_log_connection(ShadowEventLog *log, ShadowSession *s, gboolean open
             shadow_json_int(&j, "version", c->version);
             shadow_json_int(&j, "actions", c->actions);
             shadow_json_int(&j, "protocol", c->protocol);
+            shadow_json_int(&j, "negotiate_ms", c->latency_negotiate_ms);
             shadow_json_object_end(&j);
         }
         shadow_json_array_end(&j);

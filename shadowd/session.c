@@ -702,7 +702,6 @@ end_of_message(ShadowSession *s, const MilterPacket *pkt)
         m->size += pkt->body_len;
         spool_body(s, m, pkt->body, pkt->body_len);
     }
-    m->eob = TRUE;
     if (s->config->reply == SHADOW_REPLY_WAIT)
         m->eom_wait = wait_new(s, SMFIC_BODYEOB, 1);
     else

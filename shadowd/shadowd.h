@@ -126,7 +126,6 @@ struct _ShadowChild {
     ShadowMsg *msg;
     gboolean done_msg;    /* its part in msg is over (verdict given) */
     gboolean skip_body;   /* SMFIR_SKIP received for this message */
-    gboolean in_eom;      /* waiting for the final reply to SMFIC_BODYEOB */
     GByteArray *replbody; /* SMFIR_REPLBODY chunks of this message (chained) */
 
     /* Chained content: the message with this child's edits so far. */
@@ -159,7 +158,6 @@ struct _ShadowMsg {
     guint n_children;
     gboolean mta_ended; /* EOB or abort seen from the MTA */
     gboolean aborted;   /* ended without EOB */
-    gboolean eob;       /* content complete (EOB seen) */
     gboolean finalized;
 
     /* Chained content: the original, then each child's edited copy. */
@@ -238,7 +236,6 @@ void shadow_child_enqueue(ShadowChild *c, ShadowJobKind kind, guint8 code, GByte
                           ShadowMsg *msg, ShadowWait *wait, const char *arg);
 void shadow_child_release_content(ShadowChild *c, ShadowMsg *msg, ShadowMessage *model);
 void shadow_child_kill(ShadowChild *c, ShadowAction why, const char *reason);
-gboolean shadow_child_idle(const ShadowChild *c);
 gboolean shadow_child_wants(const ShadowChild *c, guint8 code);
 
 /* msg / wait helpers (session.c) */
