@@ -301,7 +301,7 @@ static gboolean
 reply_timeout(gpointer data)
 {
     ShadowChild *c = data;
-    guint8 code = c->current ? c->current->code : SMFIC_OPTNEG;
+    guint8 code = c->current_code; /* the command waiting, not the job (a content job sends many) */
     g_autofree char *why = g_strdup_printf("no reply to %s within %u ms", milter_command_name(code),
                                            code == SMFIC_BODYEOB ? c->cfg->eom_timeout_ms
                                                                  : c->cfg->command_timeout_ms);
@@ -495,8 +495,12 @@ apply_edit(ShadowChild *c, const MilterPacket *pkt)
     if (v == NULL)
         return;
     if (pkt->code == SMFIR_REPLBODY) {
-        if (c->replbody == NULL)
+        if (c->replbody == NULL) {
+            /* Recorded where it came; its size is known at the final answer. */
             c->replbody = g_byte_array_new();
+            shadow_verdict_add_edit(v, SMFIR_REPLBODY, 0, NULL, "0");
+            c->replbody_edit = g_ptr_array_index(v->edits, v->edits->len - 1);
+        }
         g_byte_array_append(c->replbody, pkt->body, (guint)pkt->body_len);
         return;
     }
@@ -529,11 +533,11 @@ eom_final(ShadowChild *c, ShadowAction action, const char *reply)
     ShadowJob *j = g_steal_pointer(&c->current);
     ShadowMessage *result = NULL;
 
-    if (v && c->replbody) {
-        g_autofree char *size = g_strdup_printf("%u", c->replbody->len);
-
-        shadow_verdict_add_edit(v, SMFIR_REPLBODY, 0, NULL, size);
+    if (v && c->replbody && c->replbody_edit) {
+        g_free(c->replbody_edit->value);
+        c->replbody_edit->value = g_strdup_printf("%u", c->replbody->len);
     }
+    c->replbody_edit = NULL;
     if (j->kind == JOB_CONTENT) {
         /* Chained: a child that refuses leaves the message as it found it. */
         if (shadow_action_is_refusal(action)) {
@@ -737,6 +741,7 @@ switch_msg(ShadowChild *c, ShadowMsg *msg)
     c->msg = shadow_msg_ref(msg);
     c->done_msg = FALSE;
     c->skip_body = FALSE;
+    c->replbody_edit = NULL;
     g_clear_pointer(&c->replbody, g_byte_array_unref);
     if (c->done_conn) {
         /* Decided for the whole connection: the same verdict for every message. */

@@ -124,9 +124,10 @@ struct _ShadowChild {
 
     /* The message whose jobs the child is working through. */
     ShadowMsg *msg;
-    gboolean done_msg;    /* its part in msg is over (verdict given) */
-    gboolean skip_body;   /* SMFIR_SKIP received for this message */
-    GByteArray *replbody; /* SMFIR_REPLBODY chunks of this message (chained) */
+    gboolean done_msg;         /* its part in msg is over (verdict given) */
+    gboolean skip_body;        /* SMFIR_SKIP received for this message */
+    GByteArray *replbody;      /* SMFIR_REPLBODY chunks of this message (chained) */
+    ShadowEdit *replbody_edit; /* its entry in the verdict's edits */
 
     /* Chained content: the message with this child's edits so far. */
     ShadowMessage *edited;
