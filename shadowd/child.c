@@ -31,6 +31,7 @@
 #define CHILD_CHUNK MILTER_CHUNK_SIZE
 
 static void pump(ShadowChild *c);
+static void protocol_error(ShadowChild *c, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void child_data(ShadowConn *conn, const guint8 *buf, gsize len, gpointer user);
 static void child_event(ShadowConn *conn, ShadowConnEvent ev, const GError *error, gpointer user);
 
@@ -483,6 +484,31 @@ decided_conn(ShadowChild *c, ShadowAction action, ShadowStage stage, const char 
     }
 }
 
+/* edit_action - the SMFIF_* action an edit needs */
+static guint32
+edit_action(guint8 code)
+{
+    switch (code) {
+    case SMFIR_ADDHEADER:
+    case SMFIR_INSHEADER:
+        return SMFIF_ADDHDRS;
+    case SMFIR_CHGHEADER:
+        return SMFIF_CHGHDRS;
+    case SMFIR_REPLBODY:
+        return SMFIF_CHGBODY;
+    case SMFIR_CHGFROM:
+        return SMFIF_CHGFROM;
+    case SMFIR_ADDRCPT:
+        return SMFIF_ADDRCPT;
+    case SMFIR_ADDRCPT_PAR:
+        return SMFIF_ADDRCPT_PAR;
+    case SMFIR_DELRCPT:
+        return SMFIF_DELRCPT;
+    default:
+        return 0;
+    }
+}
+
 /* apply_edit - record an end-of-message edit; in chained mode apply it to the copy */
 static void
 apply_edit(ShadowChild *c, const MilterPacket *pkt)
@@ -495,6 +521,12 @@ apply_edit(ShadowChild *c, const MilterPacket *pkt)
     if (v == NULL)
         return;
     if (pkt->code == SMFIR_REPLBODY) {
+        if (c->replbody && c->replbody->len + pkt->body_len > c->session->config->max_message) {
+            protocol_error(c,
+                           "sent a replacement body over max_message (%" G_GSIZE_FORMAT " bytes)",
+                           c->session->config->max_message);
+            return;
+        }
         if (c->replbody == NULL) {
             /* Recorded where it came; its size is known at the final answer. */
             c->replbody = g_byte_array_new();
@@ -597,7 +629,21 @@ on_reply(ShadowChild *c, const MilterPacket *pkt)
     }
     switch (pkt->code) {
     case SMFIR_PROGRESS:
-        start_timer(c, code);
+        /* Progress restarts the wait but not the total: a child cannot stall forever. */
+        {
+            guint total =
+                code == SMFIC_BODYEOB ? c->cfg->eom_timeout_ms : c->cfg->command_timeout_ms;
+            gint64 spent = (g_get_monotonic_time() - c->sent_at) / 1000;
+
+            if (spent >= total) {
+                g_autofree char *why = g_strdup_printf(
+                    "no final reply to %s within %u ms (progress does not extend it)",
+                    milter_command_name(code), total);
+
+                shadow_child_kill(c, SHADOW_ACTION_TIMEOUT, why);
+                return;
+            }
+        }
         return;
     case SMFIR_QUARANTINE:
         /* Postfix takes it at any stage, libmilter sends it at EOM. Not a verdict. */
@@ -616,6 +662,10 @@ on_reply(ShadowChild *c, const MilterPacket *pkt)
     case SMFIR_DELRCPT:
         if (code != SMFIC_BODYEOB) {
             protocol_error(c, "sent %s before end of message", name);
+            return;
+        }
+        if ((c->actions & edit_action(pkt->code)) == 0) {
+            protocol_error(c, "sent %s without negotiating it", name);
             return;
         }
         apply_edit(c, pkt);

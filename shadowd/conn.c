@@ -52,6 +52,9 @@ struct _ShadowConn {
     gsize out_off;   /* bytes of out already written */
     gboolean connecting;
     gboolean closed;
+    int write_errno;   /* a write failed outside a dispatch: reported from the loop */
+    gboolean deferred; /* inside shadow_conn_write: report failures later */
+    GSource *report;   /* the idle source that reports it */
 };
 
 static void conn_watch(ShadowConn *c, GIOCondition cond);
@@ -172,6 +175,31 @@ update_watch(ShadowConn *c)
     g_source_modify_unix_fd(c->source, ((ConnSource *)c->source)->tag, want);
 }
 
+/* report_write_error - idle callback: the deferred write failure */
+static gboolean
+report_write_error(gpointer data)
+{
+    ShadowConn *c = shadow_conn_ref(data);
+
+    g_clear_pointer(&c->report, g_source_unref);
+    if (!c->closed)
+        fail(c, "write", c->write_errno);
+    shadow_conn_unref(c);
+    return G_SOURCE_REMOVE;
+}
+
+/* defer_fail - remember a write failure and report it from the main loop */
+static void
+defer_fail(ShadowConn *c, int err)
+{
+    c->write_errno = err;
+    if (c->report == NULL) {
+        c->report = g_idle_source_new();
+        g_source_set_callback(c->report, report_write_error, c, NULL);
+        g_source_attach(c->report, NULL);
+    }
+}
+
 /* flush - write what the socket takes now */
 static gboolean
 flush(ShadowConn *c)
@@ -184,7 +212,10 @@ flush(ShadowConn *c)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n < 0) {
-            fail(c, "write", errno);
+            if (c->deferred)
+                defer_fail(c, errno);
+            else
+                fail(c, "write", errno);
             return FALSE;
         }
         c->out_off += (gsize)n;
@@ -391,11 +422,16 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
 void
 shadow_conn_write(ShadowConn *c, const guint8 *data, gsize len)
 {
-    if (c->closed || len == 0)
+    if (c->closed || c->write_errno || len == 0)
         return;
     g_byte_array_append(c->out, data, (guint)len);
-    if (!c->connecting && flush(c))
+    if (c->connecting)
+        return;
+    /* A failure is reported from the loop: callers are in the middle of their work. */
+    c->deferred = TRUE;
+    if (flush(c))
         update_watch(c);
+    c->deferred = FALSE;
 }
 
 /* shadow_conn_close - stop watching and close the socket; no more callbacks */
@@ -405,6 +441,10 @@ shadow_conn_close(ShadowConn *c)
     if (c->closed)
         return;
     c->closed = TRUE;
+    if (c->report) {
+        g_source_destroy(c->report);
+        g_clear_pointer(&c->report, g_source_unref);
+    }
     if (c->timer) {
         g_source_destroy(c->timer);
         g_clear_pointer(&c->timer, g_source_unref);
