@@ -128,6 +128,33 @@ milter_stage_name(guint32 stage)
     return stage < SMFIM_COUNT ? stage_names[stage] : NULL;
 }
 
+/* milter_reply_action - the SMFIF_* action a modification reply needs, 0 for others */
+guint32
+milter_reply_action(guint8 code)
+{
+    switch (code) {
+    case SMFIR_ADDHEADER:
+    case SMFIR_INSHEADER:
+        return SMFIF_ADDHDRS;
+    case SMFIR_CHGHEADER:
+        return SMFIF_CHGHDRS;
+    case SMFIR_REPLBODY:
+        return SMFIF_CHGBODY;
+    case SMFIR_CHGFROM:
+        return SMFIF_CHGFROM;
+    case SMFIR_ADDRCPT:
+        return SMFIF_ADDRCPT;
+    case SMFIR_ADDRCPT_PAR:
+        return SMFIF_ADDRCPT_PAR;
+    case SMFIR_DELRCPT:
+        return SMFIF_DELRCPT;
+    case SMFIR_QUARANTINE:
+        return SMFIF_QUARANTINE;
+    default:
+        return 0;
+    }
+}
+
 /* flags_to_string - "A|B|0x..." for a flag word; "0" when empty */
 static char *
 flags_to_string(const FlagName *table, gsize n, guint32 flags)

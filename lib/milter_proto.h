@@ -197,6 +197,7 @@ const char *milter_reply_name(guint8 code);
 const char *milter_code_name(MilterDirection dir, guint8 code);
 const char *milter_stage_name(guint32 stage);
 char *milter_actions_to_string(guint32 actions);
+guint32 milter_reply_action(guint8 code);
 char *milter_protocol_to_string(guint32 protocol);
 void milter_packet_format(GString *out, MilterDirection dir, const MilterPacket *pkt);
 void milter_format_string(GString *out, const guint8 *s, gsize len);

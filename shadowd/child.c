@@ -484,31 +484,6 @@ decided_conn(ShadowChild *c, ShadowAction action, ShadowStage stage, const char 
     }
 }
 
-/* edit_action - the SMFIF_* action an edit needs */
-static guint32
-edit_action(guint8 code)
-{
-    switch (code) {
-    case SMFIR_ADDHEADER:
-    case SMFIR_INSHEADER:
-        return SMFIF_ADDHDRS;
-    case SMFIR_CHGHEADER:
-        return SMFIF_CHGHDRS;
-    case SMFIR_REPLBODY:
-        return SMFIF_CHGBODY;
-    case SMFIR_CHGFROM:
-        return SMFIF_CHGFROM;
-    case SMFIR_ADDRCPT:
-        return SMFIF_ADDRCPT;
-    case SMFIR_ADDRCPT_PAR:
-        return SMFIF_ADDRCPT_PAR;
-    case SMFIR_DELRCPT:
-        return SMFIF_DELRCPT;
-    default:
-        return 0;
-    }
-}
-
 /* apply_edit - record an end-of-message edit; in chained mode apply it to the copy */
 static void
 apply_edit(ShadowChild *c, const MilterPacket *pkt)
@@ -664,7 +639,7 @@ on_reply(ShadowChild *c, const MilterPacket *pkt)
             protocol_error(c, "sent %s before end of message", name);
             return;
         }
-        if ((c->actions & edit_action(pkt->code)) == 0) {
+        if ((c->actions & milter_reply_action(pkt->code)) == 0) {
             protocol_error(c, "sent %s without negotiating it", name);
             return;
         }

@@ -117,6 +117,32 @@ START_TEST(test_flag_strings)
 }
 END_TEST
 
+/* test_reply_action - each modification reply and the action it needs */
+START_TEST(test_reply_action)
+{
+    static const struct {
+        guint8 code;
+        guint32 action;
+    } cases[] = {
+        { SMFIR_ADDHEADER, SMFIF_ADDHDRS },
+        { SMFIR_INSHEADER, SMFIF_ADDHDRS },
+        { SMFIR_CHGHEADER, SMFIF_CHGHDRS },
+        { SMFIR_REPLBODY, SMFIF_CHGBODY },
+        { SMFIR_CHGFROM, SMFIF_CHGFROM },
+        { SMFIR_ADDRCPT, SMFIF_ADDRCPT },
+        { SMFIR_ADDRCPT_PAR, SMFIF_ADDRCPT_PAR },
+        { SMFIR_DELRCPT, SMFIF_DELRCPT },
+        { SMFIR_QUARANTINE, SMFIF_QUARANTINE },
+        { SMFIR_CONTINUE, 0 },
+        { SMFIR_REJECT, 0 },
+        { SMFIR_PROGRESS, 0 },
+    };
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
+        ck_assert_uint_eq(milter_reply_action(cases[i].code), cases[i].action);
+}
+END_TEST
+
 /* test_format_string - the listing's escapes, and no others */
 START_TEST(test_format_string)
 {
@@ -156,6 +182,7 @@ milter_proto_suite(void)
 
     tc = tcase_create("flags");
     tcase_add_test(tc, test_flag_strings);
+    tcase_add_test(tc, test_reply_action);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("format");

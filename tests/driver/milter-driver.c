@@ -1675,33 +1675,6 @@ check_replycode(Conn *c, const char *text, GError **error)
     return TRUE;
 }
 
-/* action_needed - the SMFIF_* bit a modification needs, 0 for other replies */
-static guint32
-action_needed(guint8 code)
-{
-    switch (code) {
-    case SMFIR_ADDHEADER:
-    case SMFIR_INSHEADER:
-        return SMFIF_ADDHDRS;
-    case SMFIR_CHGHEADER:
-        return SMFIF_CHGHDRS;
-    case SMFIR_REPLBODY:
-        return SMFIF_CHGBODY;
-    case SMFIR_CHGFROM:
-        return SMFIF_CHGFROM;
-    case SMFIR_ADDRCPT:
-        return SMFIF_ADDRCPT;
-    case SMFIR_ADDRCPT_PAR:
-        return SMFIF_ADDRCPT_PAR;
-    case SMFIR_DELRCPT:
-        return SMFIF_DELRCPT;
-    case SMFIR_QUARANTINE:
-        return SMFIF_QUARANTINE;
-    default:
-        return 0;
-    }
-}
-
 /* check_reply - is a reply legal after this event, as Postfix 3.7 sees it */
 static gboolean
 check_reply(Conn *c, const EventInfo *ev, const MilterPacket *pkt, GError **error)
@@ -1709,7 +1682,7 @@ check_reply(Conn *c, const EventInfo *ev, const MilterPacket *pkt, GError **erro
     const char *rname = milter_reply_name(pkt->code);
     const char *cname = milter_command_name(ev->cmd);
     gboolean eom = ev->cmd == SMFIC_BODYEOB;
-    guint32 need = action_needed(pkt->code);
+    guint32 need = milter_reply_action(pkt->code);
 
     switch (pkt->code) {
     case SMFIR_CONTINUE:
