@@ -254,7 +254,7 @@ wait_new(ShadowSession *s, guint8 code, guint pending)
 
 /* ---- fan-out ----------------------------------------------------------- */
 
-/* answers_needed - whether the MTA waits for an answer to this command */
+/* answer_due - whether the MTA waits for an answer to this command */
 static gboolean
 answer_due(const ShadowSession *s, guint8 code)
 {
@@ -724,7 +724,7 @@ end_of_message(ShadowSession *s, const MilterPacket *pkt)
     msg_end(s, FALSE);
 }
 
-/* new_children - QUIT_NC: the next connection on this socket gets fresh children */
+/* quit_children - every child gets SMFIC_QUIT after the jobs it has queued */
 static void
 quit_children(ShadowSession *s)
 {
