@@ -1,0 +1,1641 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * NAME
+ *	shadow_logread - read shadowd event logs: plain or gzip, several merged in time order
+ * DESCRIPTION
+ *	See shadow_logread.h. Three layers:
+ *
+ *	- a source per file: zlib's gzread into a large buffer, split at
+ *	  newlines, each line copied into the source's arena;
+ *	- a JSON scanner that decodes a line in place into a small tree of
+ *	  nodes in the arena (strings unescaped where they lie and NUL
+ *	  terminated), with the top-level keys of the record format looked up
+ *	  once into slots;
+ *	- records: the slots checked and turned into ShadowLog* structures,
+ *	  verdicts gathered until their message record, and the sources merged
+ *	  by the time of their next record.
+ *
+ *	The arena of a source is reset when the source moves to its next
+ *	record, so memory is that of the largest record, whatever the log's
+ *	length.
+ */
+
+/* System library. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+/* Library. */
+#include "milter_proto.h"
+#include "shadow_logread.h"
+
+/* Read buffer of one source; lines longer than this grow it up to SHADOW_LOG_MAX_LINE. */
+#define READ_BUFFER_SIZE (1024 * 1024)
+/* zlib's own buffer for a file. */
+#define GZ_BUFFER_SIZE (256 * 1024)
+/* Smallest arena chunk. */
+#define ARENA_CHUNK (256 * 1024)
+/* Nesting a record may use (records nest two levels: edits in an array). */
+#define JSON_MAX_DEPTH 8
+/* Lines a source reads while verdicts wait for their message record, before giving up on them. */
+#define MAX_PENDING_LINES (2 * SHADOW_LOG_MAX_VERDICTS)
+/* Longest damage message kept. */
+#define DAMAGE_TEXT_MAX 256
+
+G_DEFINE_QUARK(shadow - log - error - quark, shadow_log_error)
+
+/* ---------------------------------------------------------------- arena */
+
+/* Chunk - one block of an arena */
+typedef struct {
+    char *mem;
+    gsize size;
+    gsize used;
+} Chunk;
+
+/* Arena - bump allocator, reset as a whole */
+typedef struct {
+    GArray *chunks; /* Chunk */
+    guint current;
+} Arena;
+
+/* arena_init - an empty arena */
+static void
+arena_init(Arena *a)
+{
+    a->chunks = g_array_new(FALSE, FALSE, sizeof(Chunk));
+    a->current = 0;
+}
+
+/* arena_clear - free every chunk */
+static void
+arena_clear(Arena *a)
+{
+    for (guint i = 0; i < a->chunks->len; i++)
+        g_free(g_array_index(a->chunks, Chunk, i).mem);
+    g_array_free(a->chunks, TRUE);
+}
+
+/* arena_reset - forget every allocation, keep the chunks */
+static void
+arena_reset(Arena *a)
+{
+    for (guint i = 0; i < a->chunks->len; i++)
+        g_array_index(a->chunks, Chunk, i).used = 0;
+    a->current = 0;
+}
+
+/* arena_alloc - size bytes aligned for any record structure */
+static void *
+arena_alloc(Arena *a, gsize size)
+{
+    size = (size + 15) & ~(gsize)15;
+    while (a->current < a->chunks->len) {
+        Chunk *c = &g_array_index(a->chunks, Chunk, a->current);
+        if (c->size - c->used >= size) {
+            void *p = c->mem + c->used;
+            c->used += size;
+            return p;
+        }
+        a->current++;
+    }
+    Chunk c = { .size = MAX(size, ARENA_CHUNK), .used = size };
+    c.mem = g_malloc(c.size);
+    g_array_append_val(a->chunks, c);
+    a->current = a->chunks->len - 1;
+    return c.mem;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* JType - kind of a JSON node */
+typedef enum {
+    J_NULL,
+    J_FALSE,
+    J_TRUE,
+    J_INT,    /* a number without fraction or exponent that fits gint64 */
+    J_NUMBER, /* any other number (value not kept) */
+    J_STRING,
+    J_ARRAY,
+    J_OBJECT,
+} JType;
+
+/* JNode - one value; members of arrays and objects are chained by next */
+typedef struct JNode JNode;
+struct JNode {
+    JType type;
+    guint n;         /* children of an array or object */
+    const char *key; /* member name, inside an object */
+    JNode *next;
+    JNode *child; /* first child of an array or object */
+    char *s;      /* J_STRING: unescaped, NUL-terminated */
+    gint64 i;     /* J_INT */
+};
+
+/* JParser - in-place decoding of one line */
+typedef struct {
+    char *p;
+    char *end;
+    char *start;
+    Arena *arena;
+    const char *error; /* static text */
+    gsize error_at;    /* byte offset of the error in the line */
+} JParser;
+
+/* The record's top-level keys the reader knows, looked up once into slots. */
+typedef enum {
+    F_V,
+    F_TYPE,
+    F_TS,
+    F_HOST,
+    F_CONN,
+    F_EVENT,
+    F_CLIENT_ADDR,
+    F_CLIENT_NAME,
+    F_CLIENT_PORT,
+    F_HELO,
+    F_MESSAGES,
+    F_ERRORS,
+    F_DURATION_MS,
+    F_MILTERS,
+    F_MSG,
+    F_QUEUE_ID,
+    F_MESSAGE_ID,
+    F_MILTER,
+    F_ACTION,
+    F_STAGE,
+    F_CONNECTION,
+    F_REPLY,
+    F_REASON,
+    F_QUARANTINE,
+    F_RCPTS,
+    F_EDITS,
+    F_LATENCY_US,
+    F_AUTH,
+    F_FROM,
+    F_SIZE,
+    F_MTA,
+    F_OUTCOME,
+    F_DECIDED_BY,
+    F_REFUSED,
+    F_UNKNOWN,
+    F_COUNT,
+} Field;
+
+static const char *const field_names[F_COUNT] = {
+    "v",           "type",        "ts",          "host",     "conn",       "event",
+    "client_addr", "client_name", "client_port", "helo",     "messages",   "errors",
+    "duration_ms", "milters",     "msg",         "queue_id", "message_id", "milter",
+    "action",      "stage",       "connection",  "reply",    "reason",     "quarantine",
+    "rcpts",       "edits",       "latency_us",  "auth",     "from",       "size",
+    "mta",         "outcome",     "decided_by",  "refused",  "unknown",
+};
+
+/* field_hash - bucket of a key: length and first two bytes */
+static guint
+field_hash(const char *s, gsize len)
+{
+    guint h = (guint)len * 31u + (guchar)s[0];
+    if (len > 1)
+        h = h * 131u + (guchar)s[1];
+    if (len > 2)
+        h = h * 7u + (guchar)s[len - 1];
+    return h & 127u;
+}
+
+/* The lookup table: hash bucket -> up to four fields. */
+#define FIELD_BUCKETS    128
+#define FIELD_PER_BUCKET 4
+static gint8 field_table[FIELD_BUCKETS][FIELD_PER_BUCKET];
+static gsize field_lengths[F_COUNT];
+
+/* field_table_init - fill the key lookup table, once */
+static void
+field_table_init(void)
+{
+    static gsize done;
+    if (!g_once_init_enter(&done))
+        return;
+    memset(field_table, -1, sizeof field_table);
+    for (int f = 0; f < F_COUNT; f++) {
+        gsize len = strlen(field_names[f]);
+        guint h = field_hash(field_names[f], len);
+        int k = 0;
+        while (field_table[h][k] >= 0)
+            k++;
+        g_assert(k < FIELD_PER_BUCKET);
+        field_table[h][k] = (gint8)f;
+        field_lengths[f] = len;
+    }
+    g_once_init_leave(&done, 1);
+}
+
+/* field_lookup - slot of a top-level key, or -1 */
+static int
+field_lookup(const char *s, gsize len)
+{
+    if (len == 0)
+        return -1;
+    const gint8 *b = field_table[field_hash(s, len)];
+    for (int k = 0; k < FIELD_PER_BUCKET && b[k] >= 0; k++)
+        if (field_lengths[b[k]] == len && memcmp(field_names[b[k]], s, len) == 0)
+            return b[k];
+    return -1;
+}
+
+/* j_fail - note the first error and its offset */
+static gboolean
+j_fail(JParser *j, const char *what)
+{
+    if (j->error == NULL) {
+        j->error = what;
+        j->error_at = (gsize)(j->p - j->start);
+    }
+    return FALSE;
+}
+
+/* j_ws - skip JSON white space */
+static inline void
+j_ws(JParser *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
+        j->p++;
+}
+
+/* hex4 - value of four hex digits, or -1 */
+static int
+hex4(const char *p)
+{
+    int v = 0;
+    for (int k = 0; k < 4; k++) {
+        int c = (guchar)p[k], d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10;
+        else
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* put_utf8 - encode a code point at out; bytes written */
+static int
+put_utf8(char *out, guint32 c)
+{
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (char)(0xC0 | (c >> 6));
+        out[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (char)(0xE0 | (c >> 12));
+        out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (c >> 18));
+    out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* scan_plain - first byte from q on that ends a run of plain string bytes: '"', '\\' or a control */
+static inline char *
+scan_plain(char *q, const char *end)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    const __m128i control = _mm_set1_epi8(0x1f);
+    while (end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash));
+        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_max_epu8(v, control), control));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask != 0)
+            return q + __builtin_ctz((unsigned)mask);
+        q += 16;
+    }
+#endif
+    while (q < end && *q != '"' && *q != '\\' && (guchar)*q >= 0x20)
+        q++;
+    return q;
+}
+
+/* j_string - decode a string at p (on its opening quote) in place; *out its start */
+static gboolean
+j_string(JParser *j, char **out, gsize *len)
+{
+    char *p = j->p + 1, *end = j->end;
+    /* Fast path: no escape. */
+    char *q = scan_plain(p, end);
+    if (q < end && *q == '"') {
+        *q = '\0';
+        *out = p;
+        *len = (gsize)(q - p);
+        j->p = q + 1;
+        return TRUE;
+    }
+    /* Slow path: unescape from q on, writing at w (never ahead of the reading point). */
+    char *w = q;
+    while (q < end) {
+        guchar c = (guchar)*q;
+        if (c == '"') {
+            *w = '\0';
+            *out = p;
+            *len = (gsize)(w - p);
+            j->p = q + 1;
+            return TRUE;
+        }
+        if (c < 0x20) {
+            j->p = q;
+            return j_fail(j, "control character in a string");
+        }
+        if (c != '\\') {
+            *w++ = *q++;
+            continue;
+        }
+        if (q + 1 >= end)
+            break;
+        char e = q[1];
+        q += 2;
+        switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+            *w++ = e;
+            break;
+        case 'b':
+            *w++ = '\b';
+            break;
+        case 'f':
+            *w++ = '\f';
+            break;
+        case 'n':
+            *w++ = '\n';
+            break;
+        case 'r':
+            *w++ = '\r';
+            break;
+        case 't':
+            *w++ = '\t';
+            break;
+        case 'u': {
+            int u = end - q >= 4 ? hex4(q) : -1;
+            if (u < 0) {
+                j->p = q;
+                return j_fail(j, "bad \\u escape in a string");
+            }
+            q += 4;
+            guint32 cp = (guint32)u;
+            if (u >= 0xD800 && u <= 0xDBFF && end - q >= 6 && q[0] == '\\' && q[1] == 'u') {
+                int lo = hex4(q + 2);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + (((guint32)u - 0xD800) << 10) + ((guint32)lo - 0xDC00);
+                    q += 6;
+                }
+            }
+            if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
+                cp = 0xFFFD; /* no NUL inside C strings; lone surrogates are not text */
+            w += put_utf8(w, cp);
+            break;
+        }
+        default:
+            j->p = q - 1;
+            return j_fail(j, "bad escape in a string");
+        }
+    }
+    j->p = end;
+    return j_fail(j, "unterminated string");
+}
+
+/* j_number - a JSON number; an integer that fits is kept */
+static gboolean
+j_number(JParser *j, JNode *n)
+{
+    char *p = j->p, *end = j->end;
+    gboolean neg = FALSE, integral = TRUE, overflow = FALSE;
+    guint64 v = 0;
+    if (p < end && *p == '-') {
+        neg = TRUE;
+        p++;
+    }
+    if (p >= end || !g_ascii_isdigit(*p))
+        return j_fail(j, "bad number");
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && g_ascii_isdigit(*p)) {
+            guint d = (guint)(*p - '0');
+            if (v > (G_MAXUINT64 - d) / 10)
+                overflow = TRUE;
+            else
+                v = v * 10 + d;
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        integral = FALSE;
+        p++;
+        if (p >= end || !g_ascii_isdigit(*p)) {
+            j->p = p;
+            return j_fail(j, "bad number");
+        }
+        while (p < end && g_ascii_isdigit(*p))
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        integral = FALSE;
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || !g_ascii_isdigit(*p)) {
+            j->p = p;
+            return j_fail(j, "bad number");
+        }
+        while (p < end && g_ascii_isdigit(*p))
+            p++;
+    }
+    j->p = p;
+    if (integral && !overflow && v <= (guint64)G_MAXINT64) {
+        n->type = J_INT;
+        n->i = neg ? -(gint64)v : (gint64)v;
+    } else {
+        n->type = J_NUMBER;
+    }
+    return TRUE;
+}
+
+/* j_literal - true, false or null */
+static gboolean
+j_literal(JParser *j, const char *word, gsize len)
+{
+    if ((gsize)(j->end - j->p) < len || memcmp(j->p, word, len) != 0)
+        return j_fail(j, "unexpected character");
+    j->p += len;
+    return TRUE;
+}
+
+static gboolean j_value(JParser *j, JNode *n, guint depth, JNode **slots);
+
+/* j_container - the members of an array or object, after its opening bracket */
+static gboolean
+j_container(JParser *j, JNode *n, guint depth, JNode **slots)
+{
+    gboolean object = n->type == J_OBJECT;
+    char close = object ? '}' : ']';
+    JNode **tail = &n->child;
+    j->p++;
+    j_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        return TRUE;
+    }
+    for (;;) {
+        JNode *m = arena_alloc(j->arena, sizeof *m);
+        memset(m, 0, sizeof *m);
+        int slot = -1;
+        if (object) {
+            char *key;
+            gsize klen;
+            if (j->p >= j->end || *j->p != '"')
+                return j_fail(j, "expected a member name");
+            if (!j_string(j, &key, &klen))
+                return FALSE;
+            if (slots != NULL)
+                slot = field_lookup(key, klen);
+            m->key = key;
+            j_ws(j);
+            if (j->p >= j->end || *j->p != ':')
+                return j_fail(j, "expected ':'");
+            j->p++;
+            j_ws(j);
+        }
+        if (!j_value(j, m, depth + 1, NULL))
+            return FALSE;
+        if (slot >= 0)
+            slots[slot] = m; /* the last of a repeated key wins, as in most readers */
+        *tail = m;
+        tail = &m->next;
+        n->n++;
+        j_ws(j);
+        if (j->p >= j->end)
+            return j_fail(j, object ? "unterminated object" : "unterminated array");
+        if (*j->p == ',') {
+            j->p++;
+            j_ws(j);
+            continue;
+        }
+        if (*j->p == close) {
+            j->p++;
+            return TRUE;
+        }
+        return j_fail(j, object ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+}
+
+/* j_value - one JSON value at p; slots, for the top-level object only */
+static gboolean
+j_value(JParser *j, JNode *n, guint depth, JNode **slots)
+{
+    if (depth > JSON_MAX_DEPTH)
+        return j_fail(j, "nested too deep");
+    if (j->p >= j->end)
+        return j_fail(j, "unexpected end of line");
+    switch (*j->p) {
+    case '"': {
+        gsize len;
+        n->type = J_STRING;
+        return j_string(j, &n->s, &len);
+    }
+    case '{':
+        n->type = J_OBJECT;
+        return j_container(j, n, depth, slots);
+    case '[':
+        n->type = J_ARRAY;
+        return j_container(j, n, depth, NULL);
+    case 't':
+        n->type = J_TRUE;
+        return j_literal(j, "true", 4);
+    case 'f':
+        n->type = J_FALSE;
+        return j_literal(j, "false", 5);
+    case 'n':
+        n->type = J_NULL;
+        return j_literal(j, "null", 4);
+    default:
+        if (*j->p == '-' || g_ascii_isdigit(*j->p))
+            return j_number(j, n);
+        return j_fail(j, "unexpected character");
+    }
+}
+
+/* j_member - a member of a nested object by name, or NULL */
+static const JNode *
+j_member(const JNode *obj, const char *name)
+{
+    for (const JNode *m = obj->child; m != NULL; m = m->next)
+        if (m->key[0] == name[0] && strcmp(m->key, name) == 0)
+            return m;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- names and times */
+
+/* name_index - the k < n whose name(k) is s, or -1 */
+static int
+name_index(const char *(*name)(int), int n, const char *s)
+{
+    for (int k = 0; k < n; k++) {
+        const char *t = name(k);
+        if (t[0] == s[0] && strcmp(t, s) == 0)
+            return k;
+    }
+    return -1;
+}
+
+/* stage_name, action_name, outcome_name - shadow_verdict's names, by number */
+static const char *
+stage_name(int k)
+{
+    return shadow_stage_name((ShadowStage)k);
+}
+
+static const char *
+action_name(int k)
+{
+    return shadow_action_name((ShadowAction)k);
+}
+
+static const char *
+outcome_name(int k)
+{
+    return shadow_outcome_name((ShadowOutcome)k);
+}
+
+/* shadow_log_stage_parse - a stage name as records write it */
+gboolean
+shadow_log_stage_parse(const char *s, ShadowStage *out)
+{
+    int k = name_index(stage_name, SHADOW_STAGE_COUNT, s);
+    if (k < 0)
+        return FALSE;
+    *out = (ShadowStage)k;
+    return TRUE;
+}
+
+/* shadow_log_action_parse - a verdict action name */
+gboolean
+shadow_log_action_parse(const char *s, ShadowAction *out)
+{
+    int k = name_index(action_name, SHADOW_ACTION_COUNT, s);
+    if (k < 0)
+        return FALSE;
+    *out = (ShadowAction)k;
+    return TRUE;
+}
+
+/* shadow_log_outcome_parse - a message outcome name */
+gboolean
+shadow_log_outcome_parse(const char *s, ShadowOutcome *out)
+{
+    int k = name_index(outcome_name, SHADOW_OUTCOME_COUNT, s);
+    if (k < 0)
+        return FALSE;
+    *out = (ShadowOutcome)k;
+    return TRUE;
+}
+
+/* digits - n decimal digits at s, or -1 */
+static int
+digits(const char *s, int n)
+{
+    int v = 0;
+    for (int k = 0; k < n; k++) {
+        if (!g_ascii_isdigit(s[k]))
+            return -1;
+        v = v * 10 + (s[k] - '0');
+    }
+    return v;
+}
+
+/* days_from_civil - days since 1970-01-01 of a proleptic Gregorian date */
+static gint64
+days_from_civil(gint64 y, int m, int d)
+{
+    y -= m <= 2;
+    gint64 era = (y >= 0 ? y : y - 399) / 400;
+    gint64 yoe = y - era * 400;
+    gint64 doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    gint64 doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* shadow_log_parse_time - RFC 3339 date-time (YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm)) in ms */
+gboolean
+shadow_log_parse_time(const char *s, gsize len, gint64 *ms)
+{
+    static const int mdays[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':')
+        return FALSE;
+    int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+    int h = digits(s + 11, 2), mi = digits(s + 14, 2), sec = digits(s + 17, 2);
+    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || sec < 0 || sec > 60)
+        return FALSE;
+    gsize k = 19;
+    int frac = 0;
+    if (k < len && s[k] == '.') {
+        int scale = 100, nd = 0;
+        k++;
+        while (k < len && g_ascii_isdigit(s[k])) {
+            frac += (s[k] - '0') * scale;
+            scale /= 10;
+            k++;
+            nd++;
+        }
+        if (nd == 0)
+            return FALSE;
+    }
+    gint64 offset = 0;
+    if (k < len && (s[k] == 'Z' || s[k] == 'z')) {
+        k++;
+    } else if (k + 6 == len && (s[k] == '+' || s[k] == '-') && s[k + 3] == ':') {
+        int oh = digits(s + k + 1, 2), om = digits(s + k + 4, 2);
+        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+            return FALSE;
+        offset = (gint64)(oh * 60 + om) * 60000;
+        if (s[k] == '-')
+            offset = -offset;
+        k += 6;
+    } else {
+        return FALSE;
+    }
+    if (k != len)
+        return FALSE;
+    if (sec == 60)
+        sec = 59; /* a leap second: close enough for a report */
+    gint64 days = days_from_civil(y, mo, d);
+    *ms = ((days * 24 + h) * 60 + mi) * 60000 + (gint64)sec * 1000 + frac - offset;
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- records */
+
+/* Build - turning slots into a record; what is the first problem */
+typedef struct {
+    JNode **slots;
+    Arena *arena;
+    char what[DAMAGE_TEXT_MAX];
+} Build;
+
+/* bad - note a field problem */
+static gboolean
+bad(Build *b, const char *field, const char *problem)
+{
+    if (b->what[0] == '\0')
+        g_snprintf(b->what, sizeof b->what, "field \"%s\": %s", field, problem);
+    return FALSE;
+}
+
+/* get_str - an optional string field (absent or null: NULL) */
+static gboolean
+get_str(Build *b, Field f, const char **out)
+{
+    const JNode *n = b->slots[f];
+    *out = NULL;
+    if (n == NULL || n->type == J_NULL)
+        return TRUE;
+    if (n->type != J_STRING)
+        return bad(b, field_names[f], "expected a string");
+    *out = n->s;
+    return TRUE;
+}
+
+/* need_str - a required string field */
+static gboolean
+need_str(Build *b, Field f, const char **out)
+{
+    if (!get_str(b, f, out))
+        return FALSE;
+    if (*out == NULL)
+        return bad(b, field_names[f], b->slots[f] ? "null" : "missing");
+    return TRUE;
+}
+
+/* get_int - an optional integer field (absent or null: -1) */
+static gboolean
+get_int(Build *b, Field f, gint64 *out)
+{
+    const JNode *n = b->slots[f];
+    *out = -1;
+    if (n == NULL || n->type == J_NULL)
+        return TRUE;
+    if (n->type != J_INT)
+        return bad(b, field_names[f], "expected an integer");
+    *out = n->i;
+    return TRUE;
+}
+
+/* get_bool - an optional boolean field (absent or null: FALSE) */
+static gboolean
+get_bool(Build *b, Field f, gboolean *out)
+{
+    const JNode *n = b->slots[f];
+    *out = FALSE;
+    if (n == NULL || n->type == J_NULL)
+        return TRUE;
+    if (n->type != J_TRUE && n->type != J_FALSE)
+        return bad(b, field_names[f], "expected true or false");
+    *out = n->type == J_TRUE;
+    return TRUE;
+}
+
+/* get_array - an optional array field; NULL when absent or null */
+static gboolean
+get_array(Build *b, Field f, const JNode **out)
+{
+    const JNode *n = b->slots[f];
+    *out = NULL;
+    if (n == NULL || n->type == J_NULL)
+        return TRUE;
+    if (n->type != J_ARRAY)
+        return bad(b, field_names[f], "expected an array");
+    *out = n;
+    return TRUE;
+}
+
+/* member_str - a string member of a nested object (absent or null: NULL) */
+static gboolean
+member_str(Build *b, const JNode *obj, const char *field, const char *name, const char **out)
+{
+    const JNode *m = j_member(obj, name);
+    *out = NULL;
+    if (m == NULL || m->type == J_NULL)
+        return TRUE;
+    if (m->type != J_STRING) {
+        char what[64];
+        g_snprintf(what, sizeof what, "\"%s\" is not a string", name);
+        return bad(b, field, what);
+    }
+    *out = m->s;
+    return TRUE;
+}
+
+/* member_int - an integer member of a nested object (absent or null: -1) */
+static gboolean
+member_int(Build *b, const JNode *obj, const char *field, const char *name, gint64 *out)
+{
+    const JNode *m = j_member(obj, name);
+    *out = -1;
+    if (m == NULL || m->type == J_NULL)
+        return TRUE;
+    if (m->type != J_INT) {
+        char what[64];
+        g_snprintf(what, sizeof what, "\"%s\" is not an integer", name);
+        return bad(b, field, what);
+    }
+    *out = m->i;
+    return TRUE;
+}
+
+/* get_strings - an array of strings */
+static gboolean
+get_strings(Build *b, Field f, const char *const **out, guint *n_out)
+{
+    const JNode *a;
+    *out = NULL;
+    *n_out = 0;
+    if (!get_array(b, f, &a) || a == NULL)
+        return b->what[0] == '\0';
+    const char **v = arena_alloc(b->arena, (a->n + 1) * sizeof *v);
+    guint k = 0;
+    for (const JNode *e = a->child; e != NULL; e = e->next) {
+        if (e->type != J_STRING)
+            return bad(b, field_names[f], "expected strings");
+        v[k++] = e->s;
+    }
+    v[k] = NULL;
+    *out = v;
+    *n_out = k;
+    return TRUE;
+}
+
+/* get_rcpts - refused recipients: verdict "rcpts" or message "refused" */
+static gboolean
+get_rcpts(Build *b, Field f, const ShadowLogRcpt **out, guint *n_out)
+{
+    const JNode *a;
+    const char *name = field_names[f];
+    *out = NULL;
+    *n_out = 0;
+    if (!get_array(b, f, &a) || a == NULL)
+        return b->what[0] == '\0';
+    ShadowLogRcpt *v = arena_alloc(b->arena, MAX(a->n, 1) * sizeof *v);
+    guint k = 0;
+    for (const JNode *e = a->child; e != NULL; e = e->next, k++) {
+        const char *action;
+        if (e->type != J_OBJECT)
+            return bad(b, name, "expected objects");
+        if (!member_str(b, e, name, "rcpt", &v[k].rcpt) ||
+            !member_str(b, e, name, "action", &action) ||
+            !member_str(b, e, name, "reply", &v[k].reply) ||
+            !member_str(b, e, name, "milter", &v[k].milter))
+            return FALSE;
+        if (v[k].rcpt == NULL)
+            return bad(b, name, "a recipient without \"rcpt\"");
+        if (action == NULL || !shadow_log_action_parse(action, &v[k].action) ||
+            (v[k].action != SHADOW_ACTION_REJECT && v[k].action != SHADOW_ACTION_TEMPFAIL))
+            return bad(b, name, "\"action\" is not reject or tempfail");
+    }
+    *out = v;
+    *n_out = k;
+    return TRUE;
+}
+
+/* get_edits - verdict or message "edits" */
+static gboolean
+get_edits(Build *b, const ShadowLogEdit **out, guint *n_out)
+{
+    const JNode *a;
+    *out = NULL;
+    *n_out = 0;
+    if (!get_array(b, F_EDITS, &a) || a == NULL)
+        return b->what[0] == '\0';
+    ShadowLogEdit *v = arena_alloc(b->arena, MAX(a->n, 1) * sizeof *v);
+    guint k = 0;
+    for (const JNode *e = a->child; e != NULL; e = e->next, k++) {
+        if (e->type != J_OBJECT)
+            return bad(b, "edits", "expected objects");
+        if (!member_str(b, e, "edits", "op", &v[k].op) ||
+            !member_str(b, e, "edits", "milter", &v[k].milter) ||
+            !member_str(b, e, "edits", "name", &v[k].name) ||
+            !member_str(b, e, "edits", "value", &v[k].value) ||
+            !member_str(b, e, "edits", "addr", &v[k].addr) ||
+            !member_str(b, e, "edits", "args", &v[k].args) ||
+            !member_int(b, e, "edits", "index", &v[k].index) ||
+            !member_int(b, e, "edits", "size", &v[k].size))
+            return FALSE;
+        if (v[k].op == NULL)
+            return bad(b, "edits", "an edit without \"op\"");
+    }
+    *out = v;
+    *n_out = k;
+    return TRUE;
+}
+
+/* get_stage - an optional stage field (absent, null or "none": NONE) */
+static gboolean
+get_stage(Build *b, ShadowStage *out)
+{
+    const char *s;
+    *out = SHADOW_STAGE_NONE;
+    if (!get_str(b, F_STAGE, &s))
+        return FALSE;
+    if (s != NULL && !shadow_log_stage_parse(s, out))
+        return bad(b, "stage", "not a stage name");
+    return TRUE;
+}
+
+/* build_verdict - a verdict record */
+static gboolean
+build_verdict(Build *b, ShadowLogVerdict *v)
+{
+    const char *action;
+    const JNode *lat = b->slots[F_LATENCY_US];
+    if (!need_str(b, F_MILTER, &v->milter) || !need_str(b, F_ACTION, &action))
+        return FALSE;
+    if (!shadow_log_action_parse(action, &v->action))
+        return bad(b, "action", "not a verdict action");
+    if (!get_stage(b, &v->stage) || !get_bool(b, F_CONNECTION, &v->connection) ||
+        !get_str(b, F_REPLY, &v->reply) || !get_str(b, F_REASON, &v->reason) ||
+        !get_str(b, F_QUARANTINE, &v->quarantine) ||
+        !get_rcpts(b, F_RCPTS, &v->rcpts, &v->n_rcpts) || !get_edits(b, &v->edits, &v->n_edits))
+        return FALSE;
+    for (int s = 0; s < SHADOW_STAGE_COUNT; s++)
+        v->latency_us[s] = -1;
+    if (lat != NULL && lat->type != J_NULL) {
+        if (lat->type != J_OBJECT)
+            return bad(b, "latency_us", "expected an object");
+        for (const JNode *m = lat->child; m != NULL; m = m->next) {
+            ShadowStage s;
+            if (m->type != J_INT || m->i < 0)
+                return bad(b, "latency_us", "expected whole microseconds");
+            if (shadow_log_stage_parse(m->key, &s))
+                v->latency_us[s] = m->i; /* a stage this reader does not know is ignored */
+        }
+    }
+    return TRUE;
+}
+
+/* build_message - a message record, without its verdicts */
+static gboolean
+build_message(Build *b, ShadowLogMessage *m)
+{
+    const char *mta, *outcome;
+    if (!need_str(b, F_MSG, &m->msg) || !get_str(b, F_QUEUE_ID, &m->queue_id) ||
+        !get_str(b, F_MESSAGE_ID, &m->message_id) || !get_str(b, F_CLIENT_ADDR, &m->client_addr) ||
+        !get_str(b, F_CLIENT_NAME, &m->client_name) || !get_str(b, F_HELO, &m->helo) ||
+        !get_str(b, F_AUTH, &m->auth) || !get_str(b, F_FROM, &m->from) ||
+        !get_strings(b, F_RCPTS, &m->rcpts, &m->n_rcpts) || !get_int(b, F_SIZE, &m->size) ||
+        !get_str(b, F_MTA, &mta) || !need_str(b, F_OUTCOME, &outcome) ||
+        !get_str(b, F_DECIDED_BY, &m->decided_by) || !get_stage(b, &m->stage) ||
+        !get_str(b, F_REPLY, &m->reply) || !get_str(b, F_QUARANTINE, &m->quarantine) ||
+        !get_rcpts(b, F_REFUSED, &m->refused, &m->n_refused) ||
+        !get_edits(b, &m->edits, &m->n_edits) ||
+        !get_strings(b, F_UNKNOWN, &m->unknown, &m->n_unknown) ||
+        !get_int(b, F_DURATION_MS, &m->duration_ms))
+        return FALSE;
+    if (!shadow_log_outcome_parse(outcome, &m->outcome))
+        return bad(b, "outcome", "not an outcome");
+    if (mta != NULL && strcmp(mta, "ended") != 0 && strcmp(mta, "aborted") != 0)
+        return bad(b, "mta", "not \"ended\" or \"aborted\"");
+    m->mta_ended = mta != NULL && strcmp(mta, "ended") == 0;
+    return TRUE;
+}
+
+/* build_connection - a connection record */
+static gboolean
+build_connection(Build *b, ShadowLogConnection *c)
+{
+    const char *event;
+    const JNode *a;
+    if (!need_str(b, F_EVENT, &event))
+        return FALSE;
+    if (strcmp(event, "open") != 0 && strcmp(event, "close") != 0)
+        return bad(b, "event", "not \"open\" or \"close\"");
+    c->open = strcmp(event, "open") == 0;
+    if (!get_str(b, F_CLIENT_ADDR, &c->client_addr) ||
+        !get_str(b, F_CLIENT_NAME, &c->client_name) ||
+        !get_str(b, F_CLIENT_PORT, &c->client_port) || !get_str(b, F_HELO, &c->helo) ||
+        !get_int(b, F_MESSAGES, &c->messages) || !get_int(b, F_ERRORS, &c->errors) ||
+        !get_int(b, F_DURATION_MS, &c->duration_ms) || !get_array(b, F_MILTERS, &a))
+        return FALSE;
+    c->milters = NULL;
+    c->n_milters = 0;
+    if (a == NULL)
+        return TRUE;
+    ShadowLogConnMilter *v = arena_alloc(b->arena, MAX(a->n, 1) * sizeof *v);
+    guint k = 0;
+    for (const JNode *e = a->child; e != NULL; e = e->next, k++) {
+        if (e->type != J_OBJECT)
+            return bad(b, "milters", "expected objects");
+        if (!member_str(b, e, "milters", "milter", &v[k].milter) ||
+            !member_str(b, e, "milters", "state", &v[k].state) ||
+            !member_str(b, e, "milters", "reason", &v[k].reason))
+            return FALSE;
+        if (v[k].milter == NULL)
+            return bad(b, "milters", "a child without \"milter\"");
+    }
+    c->milters = v;
+    c->n_milters = k;
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- sources */
+
+/* LineKind - what a parsed line turned out to be */
+typedef enum {
+    LINE_DAMAGED,
+    LINE_CONNECTION,
+    LINE_VERDICT,
+    LINE_MESSAGE,
+} LineKind;
+
+/* Source - one file */
+typedef struct {
+    char *path;
+    gzFile gz;
+    gboolean eof;  /* gzread said end of file, or a read error ended the file */
+    gboolean done; /* no more records */
+    char *buf;
+    gsize cap, len, pos;                      /* buffered bytes are buf[pos, len) */
+    guint64 offset;                           /* uncompressed offset of buf[pos] */
+    guint64 line;                             /* lines read before buf[pos] */
+    guint64 committed_offset, committed_line; /* resume point: before anything pending */
+    Arena arena;
+    /* The head: the next record this source offers. */
+    gboolean has_head;
+    gint64 head_ts;
+    ShadowLogRecord head;
+    /* Verdicts waiting for their message record. */
+    ShadowLogVerdict *pending;
+    guint n_pending;
+    guint pending_lines; /* lines read since the first pending verdict */
+    const char *pending_host, *pending_conn, *pending_msg;
+    guint64 pending_line, pending_offset; /* of the first pending verdict */
+    guint order;                          /* position among the sources, for ties */
+} Source;
+
+struct _ShadowLogReader {
+    GPtrArray *sources; /* Source * */
+    ShadowLogDamageFunc damage;
+    gpointer damage_data;
+    gint64 since, until;
+    gboolean tail;
+    guint64 damaged;
+    Source *last; /* the source whose head was handed out last */
+};
+
+/* damage - count and report one damaged line */
+static void
+damage(ShadowLogReader *r, Source *s, guint64 line, const char *what)
+{
+    r->damaged++;
+    if (r->damage)
+        r->damage(s->path, line, what, r->damage_data);
+}
+
+/* source_free - close and free a source */
+static void
+source_free(gpointer p)
+{
+    Source *s = p;
+    if (s->gz)
+        gzclose(s->gz);
+    arena_clear(&s->arena);
+    g_free(s->pending);
+    g_free(s->buf);
+    g_free(s->path);
+    g_free(s);
+}
+
+/* shadow_log_reader_new - a reader with no files */
+ShadowLogReader *
+shadow_log_reader_new(void)
+{
+    ShadowLogReader *r = g_new0(ShadowLogReader, 1);
+    field_table_init();
+    r->sources = g_ptr_array_new_with_free_func(source_free);
+    r->since = G_MININT64;
+    r->until = G_MAXINT64;
+    return r;
+}
+
+/* shadow_log_reader_free - close every file */
+void
+shadow_log_reader_free(ShadowLogReader *r)
+{
+    if (r == NULL)
+        return;
+    g_ptr_array_unref(r->sources);
+    g_free(r);
+}
+
+/* shadow_log_reader_set_damage_func - who is told of damaged lines */
+void
+shadow_log_reader_set_damage_func(ShadowLogReader *r, ShadowLogDamageFunc func, gpointer data)
+{
+    r->damage = func;
+    r->damage_data = data;
+}
+
+/* shadow_log_reader_set_range - hand out only records with since <= ts < until */
+void
+shadow_log_reader_set_range(ShadowLogReader *r, gint64 since_ms, gint64 until_ms)
+{
+    r->since = since_ms;
+    r->until = until_ms;
+}
+
+/* shadow_log_reader_set_tail - leave a torn last line and unfinished verdicts for later */
+void
+shadow_log_reader_set_tail(ShadowLogReader *r, gboolean tail)
+{
+    r->tail = tail;
+}
+
+/* shadow_log_reader_damaged - damaged lines so far */
+guint64
+shadow_log_reader_damaged(const ShadowLogReader *r)
+{
+    return r->damaged;
+}
+
+/* shadow_log_reader_add - read a file from its start */
+gboolean
+shadow_log_reader_add(ShadowLogReader *r, const char *path, GError **error)
+{
+    return shadow_log_reader_add_at(r, path, 0, 0, error);
+}
+
+/* shadow_log_reader_add_at - read a file from an uncompressed offset, first_line lines in */
+gboolean
+shadow_log_reader_add_at(ShadowLogReader *r, const char *path, guint64 offset, guint64 first_line,
+                         GError **error)
+{
+    gzFile gz;
+    if (strcmp(path, "-") == 0) {
+        int fd = dup(0);
+        gz = fd < 0 ? NULL : gzdopen(fd, "rb");
+        if (gz == NULL && fd >= 0)
+            close(fd);
+    } else {
+        gz = gzopen(path, "rb");
+    }
+    if (gz == NULL) {
+        int e = errno;
+        g_set_error(error, SHADOW_LOG_ERROR, SHADOW_LOG_ERROR_OPEN, "cannot open %s: %s", path,
+                    e ? g_strerror(e) : "out of memory");
+        return FALSE;
+    }
+    gzbuffer(gz, GZ_BUFFER_SIZE);
+    if (offset > 0 && gzseek(gz, (z_off_t)offset, SEEK_SET) != (z_off_t)offset) {
+        int zerr;
+        const char *msg = gzerror(gz, &zerr);
+        g_set_error(error, SHADOW_LOG_ERROR, SHADOW_LOG_ERROR_OPEN,
+                    "cannot seek %s to byte %" G_GUINT64_FORMAT ": %s", path, offset,
+                    zerr == Z_ERRNO ? g_strerror(errno)
+                    : zerr          ? msg
+                                    : "file is shorter");
+        gzclose(gz);
+        return FALSE;
+    }
+    Source *s = g_new0(Source, 1);
+    s->path = g_strdup(path);
+    s->gz = gz;
+    s->cap = READ_BUFFER_SIZE;
+    s->buf = g_malloc(s->cap);
+    s->offset = s->committed_offset = offset;
+    s->line = s->committed_line = first_line;
+    s->order = r->sources->len;
+    arena_init(&s->arena);
+    g_ptr_array_add(r->sources, s);
+    return TRUE;
+}
+
+/* source_fill - read more into the buffer; FALSE on a read error (reported) */
+static gboolean
+source_fill(ShadowLogReader *r, Source *s, GError **error)
+{
+    if (s->pos > 0) {
+        memmove(s->buf, s->buf + s->pos, s->len - s->pos);
+        s->len -= s->pos;
+        s->pos = 0;
+    }
+    if (s->len == s->cap) {
+        if (s->cap >= SHADOW_LOG_MAX_LINE + 1)
+            return TRUE; /* the caller sees a full buffer without a newline */
+        s->cap = MIN(s->cap * 2, (gsize)SHADOW_LOG_MAX_LINE + 1);
+        s->buf = g_realloc(s->buf, s->cap);
+    }
+    int n = gzread(s->gz, s->buf + s->len, (unsigned)(s->cap - s->len));
+    if (n > 0) {
+        s->len += (gsize)n;
+        return TRUE;
+    }
+    int zerr = Z_OK;
+    const char *msg = gzerror(s->gz, &zerr);
+    s->eof = TRUE;
+    if (n == 0 && zerr == Z_OK)
+        return TRUE;
+    if (zerr == Z_ERRNO) {
+        g_set_error(error, SHADOW_LOG_ERROR, SHADOW_LOG_ERROR_READ,
+                    "%s: line %" G_GUINT64_FORMAT ": read: %s", s->path, s->line + 1,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    /* Corrupt or truncated compressed data: what came before stands. */
+    char what[DAMAGE_TEXT_MAX];
+    g_snprintf(what, sizeof what, "gzip: %s; the rest of the file is unreadable",
+               msg && *msg ? msg : "unexpected end of file");
+    damage(r, s, s->line + 1, what);
+    return TRUE;
+}
+
+/* source_line - the next line (without its newline) into the arena, NUL-terminated;
+ * NULL at end of file. *torn: it had no newline. */
+static char *
+source_line(ShadowLogReader *r, Source *s, gsize *len_out, gboolean *torn, GError **error)
+{
+    *torn = FALSE;
+    for (;;) {
+        char *start = s->buf + s->pos;
+        gsize avail = s->len - s->pos;
+        char *nl = avail ? memchr(start, '\n', avail) : NULL;
+        if (nl != NULL) {
+            gsize len = (gsize)(nl - start);
+            char *copy = arena_alloc(&s->arena, len + 1);
+            memcpy(copy, start, len);
+            copy[len] = '\0';
+            s->pos += len + 1;
+            s->offset += len + 1;
+            s->line++;
+            *len_out = len;
+            return copy;
+        }
+        if (avail > SHADOW_LOG_MAX_LINE) {
+            /* Too long: drop what is buffered and everything up to the next newline. */
+            s->offset += avail;
+            s->pos = s->len;
+            gboolean found = FALSE;
+            while (!found && !s->eof) {
+                if (!source_fill(r, s, error))
+                    return NULL;
+                nl = memchr(s->buf + s->pos, '\n', s->len - s->pos);
+                gsize skip = nl ? (gsize)(nl - (s->buf + s->pos)) + 1 : s->len - s->pos;
+                s->pos += skip;
+                s->offset += skip;
+                found = nl != NULL;
+            }
+            s->line++;
+            char what[DAMAGE_TEXT_MAX];
+            g_snprintf(what, sizeof what, "line longer than %d bytes", SHADOW_LOG_MAX_LINE);
+            damage(r, s, s->line, what);
+            continue;
+        }
+        if (s->eof) {
+            if (avail == 0)
+                return NULL;
+            *torn = TRUE;
+            char *copy = arena_alloc(&s->arena, avail + 1);
+            memcpy(copy, start, avail);
+            copy[avail] = '\0';
+            *len_out = avail;
+            return copy;
+        }
+        if (!source_fill(r, s, error))
+            return NULL;
+    }
+}
+
+/* parse_line - decode one line into slots and the common fields; LINE_DAMAGED with what */
+static LineKind
+parse_line(Source *s, char *line, gsize len, JNode **slots, gint64 *ts, Build *b)
+{
+    JParser j = { .p = line, .end = line + len, .start = line, .arena = &s->arena };
+    JNode root = { 0 };
+    const char *type, *tstext;
+    gint64 v;
+
+    memset(slots, 0, F_COUNT * sizeof *slots);
+    b->slots = slots;
+    b->arena = &s->arena;
+    b->what[0] = '\0';
+    j_ws(&j);
+    if (j.p >= j.end) {
+        g_strlcpy(b->what, "empty line", sizeof b->what);
+        return LINE_DAMAGED;
+    }
+    if (*j.p != '{') {
+        g_snprintf(b->what, sizeof b->what, "not a JSON object (column 1)");
+        return LINE_DAMAGED;
+    }
+    gboolean ok = j_value(&j, &root, 0, slots);
+    if (ok) {
+        j_ws(&j);
+        if (j.p < j.end)
+            ok = j_fail(&j, "text after the object");
+    }
+    if (!ok) {
+        g_snprintf(b->what, sizeof b->what, "not JSON: %s at column %" G_GSIZE_FORMAT, j.error,
+                   j.error_at + 1);
+        return LINE_DAMAGED;
+    }
+    if (!get_int(b, F_V, &v) || slots[F_V] == NULL || slots[F_V]->type == J_NULL) {
+        if (b->what[0] == '\0')
+            bad(b, "v", "missing");
+        return LINE_DAMAGED;
+    }
+    if (v != SHADOW_LOG_VERSION) {
+        g_snprintf(b->what, sizeof b->what,
+                   "format version %" G_GINT64_FORMAT " (this reader knows version %d)", v,
+                   SHADOW_LOG_VERSION);
+        return LINE_DAMAGED;
+    }
+    if (!need_str(b, F_TYPE, &type) || !need_str(b, F_TS, &tstext))
+        return LINE_DAMAGED;
+    if (!shadow_log_parse_time(tstext, strlen(tstext), ts)) {
+        bad(b, "ts", "not an RFC 3339 time");
+        return LINE_DAMAGED;
+    }
+    if (strcmp(type, "verdict") == 0)
+        return LINE_VERDICT;
+    if (strcmp(type, "message") == 0)
+        return LINE_MESSAGE;
+    if (strcmp(type, "connection") == 0)
+        return LINE_CONNECTION;
+    g_snprintf(b->what, sizeof b->what, "unknown record type \"%.64s\"", type);
+    return LINE_DAMAGED;
+}
+
+/* drop_pending - report verdicts that never got their message record */
+static void
+drop_pending(ShadowLogReader *r, Source *s, const char *why)
+{
+    if (s->n_pending == 0)
+        return;
+    char what[DAMAGE_TEXT_MAX];
+    g_snprintf(what, sizeof what, "%u verdict record%s for message %.64s %s", s->n_pending,
+               s->n_pending == 1 ? "" : "s", s->pending_msg, why);
+    damage(r, s, s->pending_line, what);
+    s->n_pending = 0;
+}
+
+/* same_message - a verdict or message belongs with the pending verdicts */
+static gboolean
+same_message(const Source *s, const char *host, const char *conn, const char *msg)
+{
+    return g_strcmp0(s->pending_host, host) == 0 && g_strcmp0(s->pending_conn, conn) == 0 &&
+           g_strcmp0(s->pending_msg, msg) == 0;
+}
+
+/* source_advance - parse the next record of a source into its head */
+static gboolean
+source_advance(ShadowLogReader *r, Source *s, GError **error)
+{
+    JNode *slots[F_COUNT];
+    Build b;
+
+    s->has_head = FALSE;
+    if (s->done)
+        return TRUE;
+    for (;;) {
+        /* Pending verdicts live in the arena: keep it while they wait. */
+        if (s->n_pending == 0)
+            arena_reset(&s->arena);
+        gsize len;
+        gboolean torn;
+        guint64 line_offset = s->offset;
+        char *line = source_line(r, s, &len, &torn, error);
+        if (line == NULL) {
+            if (error && *error)
+                return FALSE;
+            if (r->tail) {
+                if (s->n_pending > 0) {
+                    s->committed_offset = s->pending_offset;
+                    s->committed_line = s->pending_line - 1;
+                }
+            } else {
+                drop_pending(r, s, "with no message record before the end of the file");
+            }
+            s->done = TRUE;
+            return TRUE;
+        }
+        guint64 line_no = torn ? s->line + 1 : s->line;
+        if (torn) {
+            if (r->tail) {
+                s->done = TRUE;
+                if (s->n_pending > 0) {
+                    s->committed_offset = s->pending_offset;
+                    s->committed_line = s->pending_line - 1;
+                } else {
+                    s->committed_offset = line_offset;
+                    s->committed_line = s->line;
+                }
+                return TRUE;
+            }
+            s->line++;
+            s->offset += len;
+            damage(r, s, line_no, "torn line (no newline at the end of the file)");
+            drop_pending(r, s, "with no message record before the end of the file");
+            s->done = TRUE;
+            return TRUE;
+        }
+        if (s->n_pending > 0 && ++s->pending_lines > MAX_PENDING_LINES)
+            drop_pending(r, s, "followed by too many lines without their message record");
+        gint64 ts = 0;
+        LineKind kind = parse_line(s, line, len, slots, &ts, &b);
+        const char *host = NULL, *conn = NULL, *msg = NULL;
+        if (kind != LINE_DAMAGED && (!need_str(&b, F_HOST, &host) || !need_str(&b, F_CONN, &conn)))
+            kind = LINE_DAMAGED;
+        if (kind == LINE_DAMAGED) {
+            damage(r, s, line_no, b.what);
+            if (s->n_pending == 0) {
+                s->committed_offset = s->offset;
+                s->committed_line = s->line;
+            }
+            continue;
+        }
+        if (kind == LINE_VERDICT || kind == LINE_MESSAGE) {
+            if (!need_str(&b, F_MSG, &msg)) {
+                damage(r, s, line_no, b.what);
+                continue;
+            }
+            if (s->n_pending > 0 && !same_message(s, host, conn, msg))
+                drop_pending(r, s, "followed by another message's records");
+        } else if (s->n_pending > 0) {
+            drop_pending(r, s, "followed by a connection record");
+        }
+        if (kind == LINE_VERDICT) {
+            ShadowLogVerdict v = { .ts_ms = ts };
+            if (!build_verdict(&b, &v)) {
+                damage(r, s, line_no, b.what);
+                continue;
+            }
+            if (s->n_pending >= SHADOW_LOG_MAX_VERDICTS) {
+                drop_pending(r, s, "exceed the limit of verdicts per message");
+                continue;
+            }
+            if (s->pending == NULL)
+                s->pending = g_new(ShadowLogVerdict, SHADOW_LOG_MAX_VERDICTS);
+            if (s->n_pending == 0) {
+                s->pending_host = host;
+                s->pending_conn = conn;
+                s->pending_msg = msg;
+                s->pending_line = line_no;
+                s->pending_offset = line_offset;
+                s->pending_lines = 0;
+            }
+            s->pending[s->n_pending++] = v;
+            continue;
+        }
+        ShadowLogRecord *rec = &s->head;
+        memset(rec, 0, sizeof *rec);
+        rec->file = s->path;
+        rec->line = line_no;
+        if (kind == LINE_CONNECTION) {
+            rec->kind = SHADOW_LOG_CONNECTION;
+            rec->connection.ts_ms = ts;
+            rec->connection.host = host;
+            rec->connection.conn = conn;
+            if (!build_connection(&b, &rec->connection)) {
+                damage(r, s, line_no, b.what);
+                continue;
+            }
+        } else {
+            rec->kind = SHADOW_LOG_MESSAGE;
+            ShadowLogMessage *m = &rec->message;
+            m->ts_ms = ts;
+            m->host = host;
+            m->conn = conn;
+            if (!build_message(&b, m)) {
+                damage(r, s, line_no, b.what);
+                drop_pending(r, s, "whose message record is damaged");
+                continue;
+            }
+            m->verdicts = s->pending;
+            m->n_verdicts = s->n_pending;
+            s->n_pending = 0; /* the array is reused once the record has been handed out */
+        }
+        s->committed_offset = s->offset;
+        s->committed_line = s->line;
+        s->has_head = TRUE;
+        s->head_ts = ts;
+        return TRUE;
+    }
+}
+
+/* shadow_log_reader_next - the earliest record of all files, or NULL at the end */
+const ShadowLogRecord *
+shadow_log_reader_next(ShadowLogReader *r, GError **error)
+{
+    /* First call: every source offers its first record. */
+    if (r->last == NULL) {
+        for (guint i = 0; i < r->sources->len; i++) {
+            Source *s = g_ptr_array_index(r->sources, i);
+            if (!s->has_head && !s->done && !source_advance(r, s, error))
+                return NULL;
+        }
+    } else {
+        Source *last = r->last;
+        r->last = NULL;
+        if (!source_advance(r, last, error))
+            return NULL;
+    }
+    for (;;) {
+        Source *best = NULL;
+        for (guint i = 0; i < r->sources->len; i++) {
+            Source *s = g_ptr_array_index(r->sources, i);
+            if (s->has_head && (best == NULL || s->head_ts < best->head_ts))
+                best = s;
+        }
+        if (best == NULL) {
+            r->last = NULL;
+            return NULL;
+        }
+        if (best->head_ts >= r->since && best->head_ts < r->until) {
+            r->last = best;
+            return &best->head;
+        }
+        if (!source_advance(r, best, error))
+            return NULL;
+    }
+}
+
+/* shadow_log_reader_resume_offset - where to start reading path next time, and lines before it */
+guint64
+shadow_log_reader_resume_offset(const ShadowLogReader *r, const char *path, guint64 *line)
+{
+    for (guint i = 0; i < r->sources->len; i++) {
+        const Source *s = g_ptr_array_index(r->sources, i);
+        if (strcmp(s->path, path) == 0) {
+            if (line)
+                *line = s->committed_line;
+            return s->committed_offset;
+        }
+    }
+    if (line)
+        *line = 0;
+    return 0;
+}
+
+/* edit_code - the SMFIR_* code of an edit op */
+static guint8
+edit_code(const ShadowLogEdit *e)
+{
+    static const struct {
+        const char *op;
+        guint8 code;
+    } ops[] = {
+        { "add_header", SMFIR_ADDHEADER },    { "insert_header", SMFIR_INSHEADER },
+        { "change_header", SMFIR_CHGHEADER }, { "delete_header", SMFIR_CHGHEADER },
+        { "replace_body", SMFIR_REPLBODY },   { "change_from", SMFIR_CHGFROM },
+        { "add_rcpt", SMFIR_ADDRCPT },        { "delete_rcpt", SMFIR_DELRCPT },
+    };
+    for (gsize k = 0; k < G_N_ELEMENTS(ops); k++)
+        if (strcmp(ops[k].op, e->op) == 0)
+            return e->args && ops[k].code == SMFIR_ADDRCPT ? SMFIR_ADDRCPT_PAR : ops[k].code;
+    return 0;
+}
+
+/* shadow_log_verdict_to_verdict - a ShadowVerdict for shadow_predict(); free with shadow_verdict_free */
+ShadowVerdict *
+shadow_log_verdict_to_verdict(const ShadowLogVerdict *lv)
+{
+    ShadowVerdict *v = shadow_verdict_new(lv->milter);
+    v->action = lv->action;
+    v->stage = lv->stage;
+    v->connection = lv->connection;
+    v->reply = g_strdup(lv->reply);
+    v->reason = g_strdup(lv->reason);
+    v->quarantine = g_strdup(lv->quarantine);
+    for (guint k = 0; k < lv->n_rcpts; k++)
+        shadow_verdict_refuse_rcpt(v, lv->rcpts[k].rcpt, lv->rcpts[k].action, lv->rcpts[k].reply);
+    for (guint k = 0; k < lv->n_edits; k++) {
+        const ShadowLogEdit *e = &lv->edits[k];
+        guint8 code = edit_code(e);
+        char size[32];
+        const char *name = e->name, *value = e->value;
+        if (code == 0)
+            continue; /* an edit op of a later format: not part of the fold */
+        if (code == SMFIR_REPLBODY) {
+            g_snprintf(size, sizeof size, "%" G_GINT64_FORMAT, MAX(e->size, 0));
+            name = NULL;
+            value = size;
+        } else if (code == SMFIR_CHGFROM || code == SMFIR_ADDRCPT || code == SMFIR_ADDRCPT_PAR ||
+                   code == SMFIR_DELRCPT) {
+            name = e->addr;
+            value = e->args;
+        } else if (strcmp(e->op, "delete_header") == 0) {
+            value = "";
+        }
+        shadow_verdict_add_edit(v, code, e->index > 0 ? (guint32)e->index : 0, name, value);
+    }
+    for (int s = 0; s < SHADOW_STAGE_COUNT; s++)
+        v->latency_us[s] = lv->latency_us[s] > 0 ? (guint64)lv->latency_us[s] : 0;
+    return v;
+}
