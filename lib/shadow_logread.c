@@ -20,6 +20,9 @@
  *	length.
  */
 
+/* Build configuration (_GNU_SOURCE for memmem). */
+#include "config.h"
+
 /* System library. */
 #include <errno.h>
 #include <string.h>
@@ -195,56 +198,94 @@ static const char *const field_names[F_COUNT] = {
     "mta",         "outcome",     "decided_by",  "refused",  "unknown",
 };
 
-/* field_hash - bucket of a key: length and first two bytes */
-static guint
-field_hash(const char *s, gsize len)
+/* Buckets of a NameTable, and names per bucket at most. */
+#define NAME_BUCKETS    128
+#define NAME_PER_BUCKET 4
+
+/* NameTable - names to their index, by a hash of length and three bytes */
+typedef struct {
+    gint8 bucket[NAME_BUCKETS][NAME_PER_BUCKET];
+    const char *names[64];
+    guint8 lengths[64];
+    char padded[64][16] __attribute__((aligned(16))); /* names of under 16 bytes, zero-padded */
+} NameTable;
+
+static NameTable fields, stages, actions, outcomes;
+
+/* name_hash - bucket of a name: its length, first two and last bytes */
+static inline guint
+name_hash(const char *s, gsize len)
 {
     guint h = (guint)len * 31u + (guchar)s[0];
     if (len > 1)
         h = h * 131u + (guchar)s[1];
     if (len > 2)
         h = h * 7u + (guchar)s[len - 1];
-    return h & 127u;
+    return h & (NAME_BUCKETS - 1);
 }
 
-/* The lookup table: hash bucket -> up to four fields. */
-#define FIELD_BUCKETS    128
-#define FIELD_PER_BUCKET 4
-static gint8 field_table[FIELD_BUCKETS][FIELD_PER_BUCKET];
-static gsize field_lengths[F_COUNT];
-
-/* field_table_init - fill the key lookup table, once */
+/* name_table_init - index n names given by name(k) */
 static void
-field_table_init(void)
+name_table_init(NameTable *t, const char *(*name)(int), int n)
 {
-    static gsize done;
-    if (!g_once_init_enter(&done))
-        return;
-    memset(field_table, -1, sizeof field_table);
-    for (int f = 0; f < F_COUNT; f++) {
-        gsize len = strlen(field_names[f]);
-        guint h = field_hash(field_names[f], len);
-        int k = 0;
-        while (field_table[h][k] >= 0)
-            k++;
-        g_assert(k < FIELD_PER_BUCKET);
-        field_table[h][k] = (gint8)f;
-        field_lengths[f] = len;
+    g_assert(n <= (int)G_N_ELEMENTS(t->names));
+    memset(t->bucket, -1, sizeof t->bucket);
+    for (int k = 0; k < n; k++) {
+        const char *s = name(k);
+        gsize len = strlen(s);
+        guint h = name_hash(s, len);
+        int slot = 0;
+        while (t->bucket[h][slot] >= 0)
+            slot++;
+        g_assert(slot < NAME_PER_BUCKET && len < 256);
+        t->bucket[h][slot] = (gint8)k;
+        t->names[k] = s;
+        t->lengths[k] = (guint8)len;
+        memset(t->padded[k], 0, sizeof t->padded[k]);
+        if (len < sizeof t->padded[k])
+            memcpy(t->padded[k], s, len);
     }
-    g_once_init_leave(&done, 1);
 }
 
-/* field_lookup - slot of a top-level key, or -1 */
-static int
-field_lookup(const char *s, gsize len)
+/* name_lookup - index of a name of len bytes, or -1 */
+static inline int
+name_lookup(const NameTable *t, const char *s, gsize len)
 {
-    if (len == 0)
+    if (len == 0 || len > 255)
         return -1;
-    const gint8 *b = field_table[field_hash(s, len)];
-    for (int k = 0; k < FIELD_PER_BUCKET && b[k] >= 0; k++)
-        if (field_lengths[b[k]] == len && memcmp(field_names[b[k]], s, len) == 0)
+    const gint8 *b = t->bucket[name_hash(s, len)];
+    for (int k = 0; k < NAME_PER_BUCKET && b[k] >= 0; k++) {
+        const char *name = t->names[b[k]];
+        if (t->lengths[b[k]] != len)
+            continue;
+        gsize i = 0;
+        while (i < len && name[i] == s[i])
+            i++;
+        if (i == len)
             return b[k];
+    }
     return -1;
+}
+
+/* name_lookup_padded - name_lookup for s with at least 16 readable bytes, len < 16 */
+static inline int
+name_lookup_padded(const NameTable *t, const char *s, gsize len)
+{
+#ifdef __SSE2__
+    const gint8 *b = t->bucket[name_hash(s, len)];
+    __m128i key = _mm_loadu_si128((const __m128i *)(const void *)s);
+    unsigned want = (1u << len) - 1;
+    for (int k = 0; k < NAME_PER_BUCKET && b[k] >= 0; k++) {
+        if (t->lengths[b[k]] != len)
+            continue;
+        __m128i name = _mm_load_si128((const __m128i *)(const void *)t->padded[b[k]]);
+        if (((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(key, name)) & want) == want)
+            return b[k];
+    }
+    return -1;
+#else
+    return name_lookup(t, s, len);
+#endif
 }
 
 /* j_fail - note the first error and its offset */
@@ -505,7 +546,10 @@ j_container(JParser *j, JNode *n, guint depth, JNode **slots)
     }
     for (;;) {
         JNode *m = arena_alloc(j->arena, sizeof *m);
-        memset(m, 0, sizeof *m);
+        m->n = 0;
+        m->key = NULL;
+        m->next = NULL;
+        m->child = NULL;
         int slot = -1;
         if (object) {
             char *key;
@@ -515,7 +559,7 @@ j_container(JParser *j, JNode *n, guint depth, JNode **slots)
             if (!j_string(j, &key, &klen))
                 return FALSE;
             if (slots != NULL)
-                slot = field_lookup(key, klen);
+                slot = klen > 0 && klen < 16 ? name_lookup_padded(&fields, key, klen) : -1;
             m->key = key;
             j_ws(j);
             if (j->p >= j->end || *j->p != ':')
@@ -594,19 +638,13 @@ j_member(const JNode *obj, const char *name)
 
 /* ---------------------------------------------------------------- names and times */
 
-/* name_index - the k < n whose name(k) is s, or -1 */
-static int
-name_index(const char *(*name)(int), int n, const char *s)
+/* field_name, stage_name, action_name, outcome_name - names by number, for NameTables */
+static const char *
+field_name(int k)
 {
-    for (int k = 0; k < n; k++) {
-        const char *t = name(k);
-        if (t[0] == s[0] && strcmp(t, s) == 0)
-            return k;
-    }
-    return -1;
+    return field_names[k];
 }
 
-/* stage_name, action_name, outcome_name - shadow_verdict's names, by number */
 static const char *
 stage_name(int k)
 {
@@ -625,11 +663,26 @@ outcome_name(int k)
     return shadow_outcome_name((ShadowOutcome)k);
 }
 
+/* tables_init - the name tables, once */
+static void
+tables_init(void)
+{
+    static gsize done;
+    if (!g_once_init_enter(&done))
+        return;
+    name_table_init(&fields, field_name, F_COUNT);
+    name_table_init(&stages, stage_name, SHADOW_STAGE_COUNT);
+    name_table_init(&actions, action_name, SHADOW_ACTION_COUNT);
+    name_table_init(&outcomes, outcome_name, SHADOW_OUTCOME_COUNT);
+    g_once_init_leave(&done, 1);
+}
+
 /* shadow_log_stage_parse - a stage name as records write it */
 gboolean
 shadow_log_stage_parse(const char *s, ShadowStage *out)
 {
-    int k = name_index(stage_name, SHADOW_STAGE_COUNT, s);
+    tables_init();
+    int k = name_lookup(&stages, s, strlen(s));
     if (k < 0)
         return FALSE;
     *out = (ShadowStage)k;
@@ -640,7 +693,8 @@ shadow_log_stage_parse(const char *s, ShadowStage *out)
 gboolean
 shadow_log_action_parse(const char *s, ShadowAction *out)
 {
-    int k = name_index(action_name, SHADOW_ACTION_COUNT, s);
+    tables_init();
+    int k = name_lookup(&actions, s, strlen(s));
     if (k < 0)
         return FALSE;
     *out = (ShadowAction)k;
@@ -651,7 +705,8 @@ shadow_log_action_parse(const char *s, ShadowAction *out)
 gboolean
 shadow_log_outcome_parse(const char *s, ShadowOutcome *out)
 {
-    int k = name_index(outcome_name, SHADOW_OUTCOME_COUNT, s);
+    tables_init();
+    int k = name_lookup(&outcomes, s, strlen(s));
     if (k < 0)
         return FALSE;
     *out = (ShadowOutcome)k;
@@ -971,11 +1026,12 @@ build_verdict(Build *b, ShadowLogVerdict *v)
         if (lat->type != J_OBJECT)
             return bad(b, "latency_us", "expected an object");
         for (const JNode *m = lat->child; m != NULL; m = m->next) {
-            ShadowStage s;
             if (m->type != J_INT || m->i < 0)
                 return bad(b, "latency_us", "expected whole microseconds");
-            if (shadow_log_stage_parse(m->key, &s))
-                v->latency_us[s] = m->i; /* a stage this reader does not know is ignored */
+            gsize klen = strlen(m->key);
+            int k = klen > 0 && klen < 16 ? name_lookup_padded(&stages, m->key, klen) : -1;
+            if (k >= 0)
+                v->latency_us[k] = m->i; /* a stage this reader does not know is ignored */
         }
     }
     return TRUE;
@@ -1047,41 +1103,93 @@ build_connection(Build *b, ShadowLogConnection *c)
 
 /* ---------------------------------------------------------------- sources */
 
-/* LineKind - what a parsed line turned out to be */
+/* Raw bytes a batch holds before it may end (at the end of a record), and lines at most. */
+#define BATCH_BYTES     (256 * 1024)
+#define BATCH_MAX_LINES 4096
+/* Batches of one source read ahead of the consumer, at most: memory stays flat. */
+#define BATCHES_AHEAD 6
+/* Bytes after a line copy, so that 16-byte loads at its end stay inside the copy. */
+#define LINE_PAD 16
+
+/* LineKind - what a line of a batch is */
 typedef enum {
-    LINE_DAMAGED,
+    LINE_RAW,     /* not parsed yet */
+    LINE_DAMAGED, /* parsed, and found damaged: what says why */
+    LINE_NOTE,    /* not a line: damage the splitter found (gzip error, overlong line) */
+    LINE_TORN,    /* the last line of the file, without its newline */
     LINE_CONNECTION,
     LINE_VERDICT,
     LINE_MESSAGE,
 } LineKind;
 
-/* Source - one file */
+/* Line - one line of a batch, raw, then parsed by a worker */
 typedef struct {
+    LineKind kind;
+    char *text; /* in the batch's arena, NUL-terminated, LINE_PAD bytes to spare */
+    gsize len;
+    guint64 line;       /* its line number */
+    guint64 start, end; /* uncompressed offsets: its first byte, and after its newline */
+    gint64 ts;
+    const char *host, *conn, *msg;
+    const char *what; /* LINE_DAMAGED, LINE_NOTE */
+    union {
+        ShadowLogVerdict verdict;
+        ShadowLogMessage message;
+        ShadowLogConnection connection;
+    };
+} Line;
+
+typedef struct _Source Source;
+
+/* Batch - consecutive lines of one source, parsed together on a worker thread */
+typedef struct {
+    Source *source;
+    Arena arena;
+    GArray *lines; /* Line */
+    gboolean parsed;
+    gboolean last; /* nothing follows it in the file */
+    GError *error; /* a read error after its lines */
+} Batch;
+
+/* Source - one file: a splitter thread cuts it into batches, workers parse them, the
+ * consumer (shadow_log_reader_next) takes them in order */
+struct _Source {
     char *path;
     gzFile gz;
-    gboolean eof;  /* gzread said end of file, or a read error ended the file */
-    gboolean done; /* no more records */
+    ShadowLogReader *reader;
+    guint order; /* position among the sources, for ties */
+    /* Splitter's own. */
+    GThread *splitter;
+    gboolean eof;
     char *buf;
-    gsize cap, len, pos;                      /* buffered bytes are buf[pos, len) */
-    guint64 offset;                           /* uncompressed offset of buf[pos] */
-    guint64 line;                             /* lines read before buf[pos] */
+    gsize cap, len, pos; /* buffered bytes are buf[pos, len) */
+    guint64 offset;      /* uncompressed offset of buf[pos] */
+    guint64 line;        /* lines read before buf[pos] */
+    /* Shared, under lock. */
+    GMutex lock;
+    GCond cond;
+    GQueue batches; /* Batch *, in file order, not yet taken by the consumer */
+    GQueue spare;   /* Batch *, done with, for the splitter to reuse (no page faults) */
+    gboolean stop;
+    /* Consumer's own. */
+    Batch *cur;
+    guint cur_pos;
+    GPtrArray *held; /* earlier batches that pending verdicts point into */
+    gboolean done;
     guint64 committed_offset, committed_line; /* resume point: before anything pending */
-    Arena arena;
-    /* The head: the next record this source offers. */
     gboolean has_head;
     gint64 head_ts;
     ShadowLogRecord head;
-    /* Verdicts waiting for their message record. */
-    ShadowLogVerdict *pending;
+    ShadowLogVerdict *pending; /* verdicts waiting for their message record */
     guint n_pending;
     guint pending_lines; /* lines read since the first pending verdict */
     const char *pending_host, *pending_conn, *pending_msg;
     guint64 pending_line, pending_offset; /* of the first pending verdict */
-    guint order;                          /* position among the sources, for ties */
-} Source;
+};
 
 struct _ShadowLogReader {
     GPtrArray *sources; /* Source * */
+    GThreadPool *workers;
     ShadowLogDamageFunc damage;
     gpointer damage_data;
     gint64 since, until;
@@ -1099,14 +1207,342 @@ damage(ShadowLogReader *r, Source *s, guint64 line, const char *what)
         r->damage(s->path, line, what, r->damage_data);
 }
 
-/* source_free - close and free a source */
+/* batch_new - an empty batch of a source */
+static Batch *
+batch_new(Source *s)
+{
+    Batch *b = g_new0(Batch, 1);
+    b->source = s;
+    arena_init(&b->arena);
+    b->lines = g_array_sized_new(FALSE, FALSE, sizeof(Line), 256);
+    return b;
+}
+
+/* batch_free - free a batch and its lines */
+static void
+batch_free(gpointer p)
+{
+    Batch *b = p;
+    if (b == NULL)
+        return;
+    arena_clear(&b->arena);
+    g_array_free(b->lines, TRUE);
+    g_clear_error(&b->error);
+    g_free(b);
+}
+
+/* batch_recycle - give a batch the consumer is done with back to the splitter */
+static void
+batch_recycle(Source *s, Batch *b)
+{
+    arena_reset(&b->arena);
+    g_array_set_size(b->lines, 0);
+    g_clear_error(&b->error);
+    b->parsed = b->last = FALSE;
+    g_mutex_lock(&s->lock);
+    if (s->spare.length < BATCHES_AHEAD)
+        g_queue_push_tail(&s->spare, b);
+    else
+        batch_free(b);
+    g_mutex_unlock(&s->lock);
+}
+
+/* batch_note - damage the splitter found, to be reported in its place */
+static void
+batch_note(Batch *b, Source *s, guint64 line, const char *what)
+{
+    Line l = { .kind = LINE_NOTE, .line = line, .start = s->offset, .end = s->offset };
+    gsize n = strlen(what);
+    char *copy = arena_alloc(&b->arena, n + 1);
+    memcpy(copy, what, n + 1);
+    l.what = copy;
+    g_array_append_val(b->lines, l);
+}
+
+/* source_fill - read more into the splitter's buffer; FALSE on a read error */
+static gboolean
+source_fill(Source *s, Batch *b)
+{
+    if (s->pos > 0) {
+        memmove(s->buf, s->buf + s->pos, s->len - s->pos);
+        s->len -= s->pos;
+        s->pos = 0;
+    }
+    if (s->len == s->cap) {
+        if (s->cap >= SHADOW_LOG_MAX_LINE + 1)
+            return TRUE; /* the caller sees a full buffer without a newline */
+        s->cap = MIN(s->cap * 2, (gsize)SHADOW_LOG_MAX_LINE + 1);
+        s->buf = g_realloc(s->buf, s->cap);
+    }
+    int n = gzread(s->gz, s->buf + s->len, (unsigned)(s->cap - s->len));
+    if (n > 0) {
+        s->len += (gsize)n;
+        return TRUE;
+    }
+    int zerr = Z_OK;
+    const char *msg = gzerror(s->gz, &zerr);
+    s->eof = TRUE;
+    if (n == 0 && zerr == Z_OK)
+        return TRUE;
+    if (zerr == Z_ERRNO) {
+        g_set_error(&b->error, SHADOW_LOG_ERROR, SHADOW_LOG_ERROR_READ,
+                    "%s: line %" G_GUINT64_FORMAT ": read: %s", s->path, s->line + 1,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    /* Corrupt or truncated compressed data: what came before stands. */
+    char what[DAMAGE_TEXT_MAX];
+    g_snprintf(what, sizeof what, "gzip: %s; the rest of the file is unreadable",
+               msg && *msg ? msg : "unexpected end of file");
+    batch_note(b, s, s->line + 1, what);
+    return TRUE;
+}
+
+/* batch_add_line - copy len bytes at p into the batch as a line of kind */
+static void
+batch_add_line(Batch *b, Source *s, LineKind kind, const char *p, gsize len, gsize used)
+{
+    Line l = { .kind = kind, .len = len, .start = s->offset, .end = s->offset + used };
+    l.text = arena_alloc(&b->arena, len + 1 + LINE_PAD);
+    memcpy(l.text, p, len);
+    memset(l.text + len, 0, 1 + LINE_PAD);
+    l.line = s->line + 1;
+    g_array_append_val(b->lines, l);
+}
+
+/* is_verdict_line - a verdict record, going by shadowd's field order (a guess is enough:
+ * it only decides where a batch may end) */
+static gboolean
+is_verdict_line(const char *p, gsize len)
+{
+    return memmem(p, MIN(len, 48), "\"type\":\"verdict\"", 16) != NULL;
+}
+
+/* split_batch - the splitter: fill a batch with lines, ending after a record that is not a
+ * verdict once it is big enough; TRUE when the file has ended */
+static gboolean
+split_batch(Source *s, Batch *b)
+{
+    gsize bytes = 0;
+    for (;;) {
+        char *start = s->buf + s->pos;
+        gsize avail = s->len - s->pos;
+        char *nl = avail ? memchr(start, '\n', avail) : NULL;
+        if (nl != NULL) {
+            gsize len = (gsize)(nl - start);
+            batch_add_line(b, s, LINE_RAW, start, len, len + 1);
+            s->pos += len + 1;
+            s->offset += len + 1;
+            s->line++;
+            bytes += len + 1;
+            if ((bytes >= BATCH_BYTES || b->lines->len >= BATCH_MAX_LINES) &&
+                (!is_verdict_line(start, len) || b->lines->len >= 4 * BATCH_MAX_LINES))
+                return FALSE;
+            continue;
+        }
+        if (avail > SHADOW_LOG_MAX_LINE) {
+            /* Too long: drop what is buffered and everything up to the next newline. */
+            guint64 line = s->line + 1;
+            s->offset += avail;
+            s->pos = s->len;
+            gboolean found = FALSE;
+            while (!found && !s->eof) {
+                if (!source_fill(s, b)) {
+                    b->last = TRUE;
+                    return TRUE;
+                }
+                nl = memchr(s->buf + s->pos, '\n', s->len - s->pos);
+                gsize skip = nl ? (gsize)(nl - (s->buf + s->pos)) + 1 : s->len - s->pos;
+                s->pos += skip;
+                s->offset += skip;
+                found = nl != NULL;
+            }
+            s->line++;
+            char what[DAMAGE_TEXT_MAX];
+            g_snprintf(what, sizeof what, "line longer than %d bytes", SHADOW_LOG_MAX_LINE);
+            batch_note(b, s, line, what);
+            continue;
+        }
+        if (s->eof) {
+            if (avail > 0)
+                batch_add_line(b, s, LINE_TORN, start, avail, avail);
+            b->last = TRUE;
+            return TRUE;
+        }
+        if (!source_fill(s, b)) {
+            b->last = TRUE;
+            return TRUE;
+        }
+    }
+}
+
+/* splitter_main - a source's thread: cut the file into batches for the workers */
+static gpointer
+splitter_main(gpointer data)
+{
+    Source *s = data;
+    gboolean end = FALSE;
+    while (!end) {
+        g_mutex_lock(&s->lock);
+        while (s->batches.length >= BATCHES_AHEAD && !s->stop)
+            g_cond_wait(&s->cond, &s->lock);
+        gboolean stop = s->stop;
+        g_mutex_unlock(&s->lock);
+        if (stop)
+            break;
+        g_mutex_lock(&s->lock);
+        Batch *b = g_queue_pop_head(&s->spare);
+        g_mutex_unlock(&s->lock);
+        if (b == NULL)
+            b = batch_new(s);
+        end = split_batch(s, b);
+        g_mutex_lock(&s->lock);
+        g_queue_push_tail(&s->batches, b);
+        g_mutex_unlock(&s->lock);
+        g_thread_pool_push(s->reader->workers, b, NULL);
+    }
+    return NULL;
+}
+
+/* parse_line - decode one line into slots and the common fields; LINE_DAMAGED with what */
+static LineKind
+parse_line(Arena *arena, char *line, gsize len, JNode **slots, gint64 *ts, Build *b)
+{
+    JParser j = { .p = line, .end = line + len, .start = line, .arena = arena };
+    JNode root = { 0 };
+    const char *type, *tstext;
+    gint64 v;
+
+    memset(slots, 0, F_COUNT * sizeof *slots);
+    b->slots = slots;
+    b->arena = arena;
+    b->what[0] = '\0';
+    j_ws(&j);
+    if (j.p >= j.end) {
+        g_strlcpy(b->what, "empty line", sizeof b->what);
+        return LINE_DAMAGED;
+    }
+    if (*j.p != '{') {
+        g_snprintf(b->what, sizeof b->what, "not a JSON object (column 1)");
+        return LINE_DAMAGED;
+    }
+    gboolean ok = j_value(&j, &root, 0, slots);
+    if (ok) {
+        j_ws(&j);
+        if (j.p < j.end)
+            ok = j_fail(&j, "text after the object");
+    }
+    if (!ok) {
+        g_snprintf(b->what, sizeof b->what, "not JSON: %s at column %" G_GSIZE_FORMAT, j.error,
+                   j.error_at + 1);
+        return LINE_DAMAGED;
+    }
+    if (!get_int(b, F_V, &v) || slots[F_V] == NULL || slots[F_V]->type == J_NULL) {
+        if (b->what[0] == '\0')
+            bad(b, "v", "missing");
+        return LINE_DAMAGED;
+    }
+    if (v != SHADOW_LOG_VERSION) {
+        g_snprintf(b->what, sizeof b->what,
+                   "format version %" G_GINT64_FORMAT " (this reader knows version %d)", v,
+                   SHADOW_LOG_VERSION);
+        return LINE_DAMAGED;
+    }
+    if (!need_str(b, F_TYPE, &type) || !need_str(b, F_TS, &tstext))
+        return LINE_DAMAGED;
+    if (!shadow_log_parse_time(tstext, strlen(tstext), ts)) {
+        bad(b, "ts", "not an RFC 3339 time");
+        return LINE_DAMAGED;
+    }
+    if (strcmp(type, "verdict") == 0)
+        return LINE_VERDICT;
+    if (strcmp(type, "message") == 0)
+        return LINE_MESSAGE;
+    if (strcmp(type, "connection") == 0)
+        return LINE_CONNECTION;
+    g_snprintf(b->what, sizeof b->what, "unknown record type \"%.64s\"", type);
+    return LINE_DAMAGED;
+}
+
+/* parse_one - parse and check one raw line of a batch in place */
+static void
+parse_one(Batch *batch, Line *l)
+{
+    JNode *slots[F_COUNT];
+    Build b;
+    LineKind kind = parse_line(&batch->arena, l->text, l->len, slots, &l->ts, &b);
+    if (kind != LINE_DAMAGED &&
+        (!need_str(&b, F_HOST, &l->host) || !need_str(&b, F_CONN, &l->conn)))
+        kind = LINE_DAMAGED;
+    if ((kind == LINE_VERDICT || kind == LINE_MESSAGE) && !need_str(&b, F_MSG, &l->msg))
+        kind = LINE_DAMAGED;
+    if (kind == LINE_VERDICT) {
+        memset(&l->verdict, 0, sizeof l->verdict);
+        l->verdict.ts_ms = l->ts;
+        if (!build_verdict(&b, &l->verdict))
+            kind = LINE_DAMAGED;
+    } else if (kind == LINE_MESSAGE) {
+        memset(&l->message, 0, sizeof l->message);
+        l->message.ts_ms = l->ts;
+        l->message.host = l->host;
+        l->message.conn = l->conn;
+        if (!build_message(&b, &l->message))
+            kind = LINE_DAMAGED;
+    } else if (kind == LINE_CONNECTION) {
+        memset(&l->connection, 0, sizeof l->connection);
+        l->connection.ts_ms = l->ts;
+        l->connection.host = l->host;
+        l->connection.conn = l->conn;
+        if (!build_connection(&b, &l->connection))
+            kind = LINE_DAMAGED;
+    }
+    if (kind == LINE_DAMAGED) {
+        gsize n = strlen(b.what);
+        char *copy = arena_alloc(&batch->arena, n + 1);
+        memcpy(copy, b.what, n + 1);
+        l->what = copy;
+    }
+    l->kind = kind;
+}
+
+/* parse_batch - a worker: parse every raw line of a batch */
+static void
+parse_batch(gpointer data, gpointer user_data)
+{
+    Batch *b = data;
+    Source *s = b->source;
+    (void)user_data;
+    for (guint k = 0; k < b->lines->len; k++) {
+        Line *l = &g_array_index(b->lines, Line, k);
+        if (l->kind == LINE_RAW)
+            parse_one(b, l);
+    }
+    g_mutex_lock(&s->lock);
+    b->parsed = TRUE;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+}
+
+/* source_free - stop the splitter, free a source and its batches */
 static void
 source_free(gpointer p)
 {
     Source *s = p;
+    g_mutex_lock(&s->lock);
+    s->stop = TRUE;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    if (s->splitter)
+        g_thread_join(s->splitter);
+    /* Every batch pushed to the workers is parsed before the pool lets go (reader_free). */
+    g_queue_clear_full(&s->batches, batch_free);
+    g_queue_clear_full(&s->spare, batch_free);
+    batch_free(s->cur);
+    g_ptr_array_unref(s->held);
     if (s->gz)
         gzclose(s->gz);
-    arena_clear(&s->arena);
+    g_mutex_clear(&s->lock);
+    g_cond_clear(&s->cond);
     g_free(s->pending);
     g_free(s->buf);
     g_free(s->path);
@@ -1118,19 +1554,33 @@ ShadowLogReader *
 shadow_log_reader_new(void)
 {
     ShadowLogReader *r = g_new0(ShadowLogReader, 1);
-    field_table_init();
-    r->sources = g_ptr_array_new_with_free_func(source_free);
+    tables_init();
+    r->sources = g_ptr_array_new();
     r->since = G_MININT64;
     r->until = G_MAXINT64;
     return r;
 }
 
-/* shadow_log_reader_free - close every file */
+/* shadow_log_reader_free - stop reading, close every file */
 void
 shadow_log_reader_free(ShadowLogReader *r)
 {
     if (r == NULL)
         return;
+    for (guint i = 0; i < r->sources->len; i++) {
+        Source *s = g_ptr_array_index(r->sources, i);
+        g_mutex_lock(&s->lock);
+        s->stop = TRUE;
+        g_cond_broadcast(&s->cond);
+        g_mutex_unlock(&s->lock);
+        if (s->splitter)
+            g_thread_join(s->splitter);
+        s->splitter = NULL;
+    }
+    if (r->workers)
+        g_thread_pool_free(r->workers, FALSE, TRUE);
+    for (guint i = 0; i < r->sources->len; i++)
+        source_free(g_ptr_array_index(r->sources, i));
     g_ptr_array_unref(r->sources);
     g_free(r);
 }
@@ -1204,172 +1654,26 @@ shadow_log_reader_add_at(ShadowLogReader *r, const char *path, guint64 offset, g
         gzclose(gz);
         return FALSE;
     }
+    if (r->workers == NULL)
+        r->workers =
+            g_thread_pool_new(parse_batch, NULL, (gint)MAX(1, g_get_num_processors()), FALSE, NULL);
     Source *s = g_new0(Source, 1);
     s->path = g_strdup(path);
     s->gz = gz;
+    s->reader = r;
     s->cap = READ_BUFFER_SIZE;
     s->buf = g_malloc(s->cap);
     s->offset = s->committed_offset = offset;
     s->line = s->committed_line = first_line;
     s->order = r->sources->len;
-    arena_init(&s->arena);
+    s->held = g_ptr_array_new_with_free_func(batch_free);
+    g_mutex_init(&s->lock);
+    g_cond_init(&s->cond);
+    g_queue_init(&s->batches);
+    g_queue_init(&s->spare);
     g_ptr_array_add(r->sources, s);
+    s->splitter = g_thread_new("shadow-logread", splitter_main, s);
     return TRUE;
-}
-
-/* source_fill - read more into the buffer; FALSE on a read error (reported) */
-static gboolean
-source_fill(ShadowLogReader *r, Source *s, GError **error)
-{
-    if (s->pos > 0) {
-        memmove(s->buf, s->buf + s->pos, s->len - s->pos);
-        s->len -= s->pos;
-        s->pos = 0;
-    }
-    if (s->len == s->cap) {
-        if (s->cap >= SHADOW_LOG_MAX_LINE + 1)
-            return TRUE; /* the caller sees a full buffer without a newline */
-        s->cap = MIN(s->cap * 2, (gsize)SHADOW_LOG_MAX_LINE + 1);
-        s->buf = g_realloc(s->buf, s->cap);
-    }
-    int n = gzread(s->gz, s->buf + s->len, (unsigned)(s->cap - s->len));
-    if (n > 0) {
-        s->len += (gsize)n;
-        return TRUE;
-    }
-    int zerr = Z_OK;
-    const char *msg = gzerror(s->gz, &zerr);
-    s->eof = TRUE;
-    if (n == 0 && zerr == Z_OK)
-        return TRUE;
-    if (zerr == Z_ERRNO) {
-        g_set_error(error, SHADOW_LOG_ERROR, SHADOW_LOG_ERROR_READ,
-                    "%s: line %" G_GUINT64_FORMAT ": read: %s", s->path, s->line + 1,
-                    g_strerror(errno));
-        return FALSE;
-    }
-    /* Corrupt or truncated compressed data: what came before stands. */
-    char what[DAMAGE_TEXT_MAX];
-    g_snprintf(what, sizeof what, "gzip: %s; the rest of the file is unreadable",
-               msg && *msg ? msg : "unexpected end of file");
-    damage(r, s, s->line + 1, what);
-    return TRUE;
-}
-
-/* source_line - the next line (without its newline) into the arena, NUL-terminated;
- * NULL at end of file. *torn: it had no newline. */
-static char *
-source_line(ShadowLogReader *r, Source *s, gsize *len_out, gboolean *torn, GError **error)
-{
-    *torn = FALSE;
-    for (;;) {
-        char *start = s->buf + s->pos;
-        gsize avail = s->len - s->pos;
-        char *nl = avail ? memchr(start, '\n', avail) : NULL;
-        if (nl != NULL) {
-            gsize len = (gsize)(nl - start);
-            char *copy = arena_alloc(&s->arena, len + 1);
-            memcpy(copy, start, len);
-            copy[len] = '\0';
-            s->pos += len + 1;
-            s->offset += len + 1;
-            s->line++;
-            *len_out = len;
-            return copy;
-        }
-        if (avail > SHADOW_LOG_MAX_LINE) {
-            /* Too long: drop what is buffered and everything up to the next newline. */
-            s->offset += avail;
-            s->pos = s->len;
-            gboolean found = FALSE;
-            while (!found && !s->eof) {
-                if (!source_fill(r, s, error))
-                    return NULL;
-                nl = memchr(s->buf + s->pos, '\n', s->len - s->pos);
-                gsize skip = nl ? (gsize)(nl - (s->buf + s->pos)) + 1 : s->len - s->pos;
-                s->pos += skip;
-                s->offset += skip;
-                found = nl != NULL;
-            }
-            s->line++;
-            char what[DAMAGE_TEXT_MAX];
-            g_snprintf(what, sizeof what, "line longer than %d bytes", SHADOW_LOG_MAX_LINE);
-            damage(r, s, s->line, what);
-            continue;
-        }
-        if (s->eof) {
-            if (avail == 0)
-                return NULL;
-            *torn = TRUE;
-            char *copy = arena_alloc(&s->arena, avail + 1);
-            memcpy(copy, start, avail);
-            copy[avail] = '\0';
-            *len_out = avail;
-            return copy;
-        }
-        if (!source_fill(r, s, error))
-            return NULL;
-    }
-}
-
-/* parse_line - decode one line into slots and the common fields; LINE_DAMAGED with what */
-static LineKind
-parse_line(Source *s, char *line, gsize len, JNode **slots, gint64 *ts, Build *b)
-{
-    JParser j = { .p = line, .end = line + len, .start = line, .arena = &s->arena };
-    JNode root = { 0 };
-    const char *type, *tstext;
-    gint64 v;
-
-    memset(slots, 0, F_COUNT * sizeof *slots);
-    b->slots = slots;
-    b->arena = &s->arena;
-    b->what[0] = '\0';
-    j_ws(&j);
-    if (j.p >= j.end) {
-        g_strlcpy(b->what, "empty line", sizeof b->what);
-        return LINE_DAMAGED;
-    }
-    if (*j.p != '{') {
-        g_snprintf(b->what, sizeof b->what, "not a JSON object (column 1)");
-        return LINE_DAMAGED;
-    }
-    gboolean ok = j_value(&j, &root, 0, slots);
-    if (ok) {
-        j_ws(&j);
-        if (j.p < j.end)
-            ok = j_fail(&j, "text after the object");
-    }
-    if (!ok) {
-        g_snprintf(b->what, sizeof b->what, "not JSON: %s at column %" G_GSIZE_FORMAT, j.error,
-                   j.error_at + 1);
-        return LINE_DAMAGED;
-    }
-    if (!get_int(b, F_V, &v) || slots[F_V] == NULL || slots[F_V]->type == J_NULL) {
-        if (b->what[0] == '\0')
-            bad(b, "v", "missing");
-        return LINE_DAMAGED;
-    }
-    if (v != SHADOW_LOG_VERSION) {
-        g_snprintf(b->what, sizeof b->what,
-                   "format version %" G_GINT64_FORMAT " (this reader knows version %d)", v,
-                   SHADOW_LOG_VERSION);
-        return LINE_DAMAGED;
-    }
-    if (!need_str(b, F_TYPE, &type) || !need_str(b, F_TS, &tstext))
-        return LINE_DAMAGED;
-    if (!shadow_log_parse_time(tstext, strlen(tstext), ts)) {
-        bad(b, "ts", "not an RFC 3339 time");
-        return LINE_DAMAGED;
-    }
-    if (strcmp(type, "verdict") == 0)
-        return LINE_VERDICT;
-    if (strcmp(type, "message") == 0)
-        return LINE_MESSAGE;
-    if (strcmp(type, "connection") == 0)
-        return LINE_CONNECTION;
-    g_snprintf(b->what, sizeof b->what, "unknown record type \"%.64s\"", type);
-    return LINE_DAMAGED;
 }
 
 /* drop_pending - report verdicts that never got their message record */
@@ -1393,138 +1697,142 @@ same_message(const Source *s, const char *host, const char *conn, const char *ms
            g_strcmp0(s->pending_msg, msg) == 0;
 }
 
-/* source_advance - parse the next record of a source into its head */
+/* next_line - the consumer's next parsed line of a source, waiting for it; NULL at the end
+ * of the file (or a read error, in *error) */
+static Line *
+next_line(Source *s, GError **error)
+{
+    for (;;) {
+        if (s->cur != NULL && s->cur_pos < s->cur->lines->len)
+            return &g_array_index(s->cur->lines, Line, s->cur_pos++);
+        if (s->cur != NULL && (s->cur->last || s->cur->error)) {
+            if (s->cur->error)
+                g_propagate_error(error, g_steal_pointer(&s->cur->error));
+            return NULL;
+        }
+        /* Move to the next batch; verdicts still waiting keep the one they point into. */
+        if (s->cur != NULL) {
+            if (s->n_pending > 0)
+                g_ptr_array_add(s->held, s->cur);
+            else
+                batch_recycle(s, s->cur);
+            s->cur = NULL;
+        }
+        g_mutex_lock(&s->lock);
+        Batch *b;
+        while ((b = g_queue_peek_head(&s->batches)) == NULL || !b->parsed)
+            g_cond_wait(&s->cond, &s->lock);
+        g_queue_pop_head(&s->batches);
+        g_cond_broadcast(&s->cond); /* room for the splitter */
+        g_mutex_unlock(&s->lock);
+        s->cur = b;
+        s->cur_pos = 0;
+    }
+}
+
+/* commit - the resume point moves past a line unless verdicts are waiting */
+static void
+commit(Source *s, const Line *l)
+{
+    if (s->n_pending == 0) {
+        s->committed_offset = l->end;
+        s->committed_line = l->line;
+    }
+}
+
+/* source_end - the file has ended: what is pending waits (tail mode) or is damage */
+static void
+source_end(ShadowLogReader *r, Source *s)
+{
+    if (r->tail && s->n_pending > 0) {
+        s->committed_offset = s->pending_offset;
+        s->committed_line = s->pending_line - 1;
+    } else {
+        drop_pending(r, s, "with no message record before the end of the file");
+    }
+    s->done = TRUE;
+}
+
+/* source_advance - the next record of a source into its head */
 static gboolean
 source_advance(ShadowLogReader *r, Source *s, GError **error)
 {
-    JNode *slots[F_COUNT];
-    Build b;
-
     s->has_head = FALSE;
     if (s->done)
         return TRUE;
+    if (s->n_pending == 0 && s->held->len > 0)
+        g_ptr_array_set_size(s->held, 0);
     for (;;) {
-        /* Pending verdicts live in the arena: keep it while they wait. */
-        if (s->n_pending == 0)
-            arena_reset(&s->arena);
-        gsize len;
-        gboolean torn;
-        guint64 line_offset = s->offset;
-        char *line = source_line(r, s, &len, &torn, error);
-        if (line == NULL) {
-            if (error && *error)
+        Line *l = next_line(s, error);
+        if (l == NULL) {
+            if (error && *error) {
+                s->done = TRUE;
                 return FALSE;
-            if (r->tail) {
-                if (s->n_pending > 0) {
-                    s->committed_offset = s->pending_offset;
-                    s->committed_line = s->pending_line - 1;
-                }
-            } else {
-                drop_pending(r, s, "with no message record before the end of the file");
             }
-            s->done = TRUE;
+            source_end(r, s);
             return TRUE;
         }
-        guint64 line_no = torn ? s->line + 1 : s->line;
-        if (torn) {
+        if (l->kind == LINE_TORN) {
             if (r->tail) {
-                s->done = TRUE;
-                if (s->n_pending > 0) {
-                    s->committed_offset = s->pending_offset;
-                    s->committed_line = s->pending_line - 1;
-                } else {
-                    s->committed_offset = line_offset;
-                    s->committed_line = s->line;
+                if (s->n_pending == 0) {
+                    s->committed_offset = l->start;
+                    s->committed_line = l->line - 1;
                 }
+                source_end(r, s);
                 return TRUE;
             }
-            s->line++;
-            s->offset += len;
-            damage(r, s, line_no, "torn line (no newline at the end of the file)");
-            drop_pending(r, s, "with no message record before the end of the file");
-            s->done = TRUE;
+            damage(r, s, l->line, "torn line (no newline at the end of the file)");
+            source_end(r, s);
             return TRUE;
         }
         if (s->n_pending > 0 && ++s->pending_lines > MAX_PENDING_LINES)
             drop_pending(r, s, "followed by too many lines without their message record");
-        gint64 ts = 0;
-        LineKind kind = parse_line(s, line, len, slots, &ts, &b);
-        const char *host = NULL, *conn = NULL, *msg = NULL;
-        if (kind != LINE_DAMAGED && (!need_str(&b, F_HOST, &host) || !need_str(&b, F_CONN, &conn)))
-            kind = LINE_DAMAGED;
-        if (kind == LINE_DAMAGED) {
-            damage(r, s, line_no, b.what);
-            if (s->n_pending == 0) {
-                s->committed_offset = s->offset;
-                s->committed_line = s->line;
-            }
+        if (l->kind == LINE_NOTE || l->kind == LINE_DAMAGED) {
+            damage(r, s, l->line, l->what);
+            commit(s, l);
             continue;
         }
-        if (kind == LINE_VERDICT || kind == LINE_MESSAGE) {
-            if (!need_str(&b, F_MSG, &msg)) {
-                damage(r, s, line_no, b.what);
-                continue;
-            }
-            if (s->n_pending > 0 && !same_message(s, host, conn, msg))
+        if (l->kind == LINE_VERDICT || l->kind == LINE_MESSAGE) {
+            if (s->n_pending > 0 && !same_message(s, l->host, l->conn, l->msg))
                 drop_pending(r, s, "followed by another message's records");
         } else if (s->n_pending > 0) {
             drop_pending(r, s, "followed by a connection record");
         }
-        if (kind == LINE_VERDICT) {
-            ShadowLogVerdict v = { .ts_ms = ts };
-            if (!build_verdict(&b, &v)) {
-                damage(r, s, line_no, b.what);
-                continue;
-            }
+        if (l->kind == LINE_VERDICT) {
             if (s->n_pending >= SHADOW_LOG_MAX_VERDICTS) {
                 drop_pending(r, s, "exceed the limit of verdicts per message");
+                commit(s, l);
                 continue;
             }
             if (s->pending == NULL)
                 s->pending = g_new(ShadowLogVerdict, SHADOW_LOG_MAX_VERDICTS);
             if (s->n_pending == 0) {
-                s->pending_host = host;
-                s->pending_conn = conn;
-                s->pending_msg = msg;
-                s->pending_line = line_no;
-                s->pending_offset = line_offset;
+                s->pending_host = l->host;
+                s->pending_conn = l->conn;
+                s->pending_msg = l->msg;
+                s->pending_line = l->line;
+                s->pending_offset = l->start;
                 s->pending_lines = 0;
             }
-            s->pending[s->n_pending++] = v;
+            s->pending[s->n_pending++] = l->verdict;
             continue;
         }
         ShadowLogRecord *rec = &s->head;
-        memset(rec, 0, sizeof *rec);
         rec->file = s->path;
-        rec->line = line_no;
-        if (kind == LINE_CONNECTION) {
+        rec->line = l->line;
+        if (l->kind == LINE_CONNECTION) {
             rec->kind = SHADOW_LOG_CONNECTION;
-            rec->connection.ts_ms = ts;
-            rec->connection.host = host;
-            rec->connection.conn = conn;
-            if (!build_connection(&b, &rec->connection)) {
-                damage(r, s, line_no, b.what);
-                continue;
-            }
+            rec->connection = l->connection;
         } else {
             rec->kind = SHADOW_LOG_MESSAGE;
-            ShadowLogMessage *m = &rec->message;
-            m->ts_ms = ts;
-            m->host = host;
-            m->conn = conn;
-            if (!build_message(&b, m)) {
-                damage(r, s, line_no, b.what);
-                drop_pending(r, s, "whose message record is damaged");
-                continue;
-            }
-            m->verdicts = s->pending;
-            m->n_verdicts = s->n_pending;
+            rec->message = l->message;
+            rec->message.verdicts = s->pending;
+            rec->message.n_verdicts = s->n_pending;
             s->n_pending = 0; /* the array is reused once the record has been handed out */
         }
-        s->committed_offset = s->offset;
-        s->committed_line = s->line;
+        commit(s, l);
         s->has_head = TRUE;
-        s->head_ts = ts;
+        s->head_ts = l->ts;
         return TRUE;
     }
 }

@@ -577,6 +577,52 @@ START_TEST(test_tail)
 }
 END_TEST
 
+START_TEST(test_many)
+{
+    /* Enough messages for many batches: each keeps its two verdicts, in order. */
+    Damage d;
+    GString *text = g_string_new(NULL);
+    const guint n = 6000;
+    for (guint k = 0; k < n; k++) {
+        char id[32];
+        g_snprintf(id, sizeof id, "%06u.1", k);
+        const char *parts[] = { VERDICT1_T1, VERDICT1_T2, MESSAGE1 };
+        for (gsize p = 0; p < G_N_ELEMENTS(parts); p++) {
+            g_auto(GStrv) pieces = g_strsplit(parts[p], "000001.1", -1);
+            g_autofree char *line = g_strjoinv(id, pieces);
+            g_string_append(text, line);
+        }
+    }
+    g_autofree char *path = write_file("events.log", text->str);
+    gsize total = text->len;
+    g_string_free(text, TRUE);
+    g_autoptr(ShadowLogReader) r = reader_for(&d);
+    shadow_log_reader_set_tail(r, TRUE);
+    ck_assert(shadow_log_reader_add(r, path, NULL));
+    const ShadowLogRecord *rec;
+    guint k = 0;
+    while ((rec = shadow_log_reader_next(r, NULL)) != NULL) {
+        char id[32];
+        g_snprintf(id, sizeof id, "%06u.1", k);
+        ck_assert_int_eq(rec->kind, SHADOW_LOG_MESSAGE);
+        ck_assert_str_eq(rec->message.msg, id);
+        ck_assert_uint_eq(rec->line, 3 * k + 3);
+        ck_assert_uint_eq(rec->message.n_verdicts, 2);
+        ck_assert_str_eq(rec->message.verdicts[0].milter, "t1");
+        ck_assert_uint_eq(rec->message.verdicts[0].n_edits, 8);
+        ck_assert_str_eq(rec->message.verdicts[1].milter, "t2");
+        ck_assert_str_eq(rec->message.verdicts[1].rcpts[0].rcpt, "<carol@example.net>");
+        k++;
+    }
+    ck_assert_uint_eq(k, n);
+    guint64 line;
+    ck_assert_uint_eq(shadow_log_reader_resume_offset(r, path, &line), total);
+    ck_assert_uint_eq(line, 3 * n);
+    g_autofree char *dmg = joined(&d);
+    ck_assert_str_eq(dmg, "");
+}
+END_TEST
+
 START_TEST(test_predict)
 {
     Damage d;
@@ -628,6 +674,7 @@ logread_suite(void)
     tcase_add_test(tc, test_range);
     tcase_add_test(tc, test_tail);
     tcase_add_test(tc, test_predict);
+    tcase_add_test(tc, test_many);
     suite_add_tcase(s, tc);
     return s;
 }
