@@ -182,9 +182,17 @@ shadow_child_new(ShadowSession *s, const ShadowMilterConfig *cfg, guint index)
     return c;
 }
 
-/* stop_timer - cancel the reply timeout */
+/* stop_timer - disarm the reply timeout (its source stays, for the next command) */
 static void
 stop_timer(ShadowChild *c)
+{
+    if (c->timer)
+        g_source_set_ready_time(c->timer, -1);
+}
+
+/* drop_timer - destroy the reply timeout's source */
+static void
+drop_timer(ShadowChild *c)
 {
     if (c->timer) {
         g_source_destroy(c->timer);
@@ -200,7 +208,7 @@ shadow_child_free(ShadowChild *c)
 
     if (c == NULL)
         return;
-    stop_timer(c);
+    drop_timer(c);
     if (c->conn) {
         shadow_conn_close(c->conn);
         g_clear_pointer(&c->conn, shadow_conn_unref);
@@ -276,7 +284,7 @@ shadow_child_kill(ShadowChild *c, ShadowAction why, const char *reason)
     c->state = CHILD_DEAD;
     c->dead_action = why;
     c->dead_reason = g_strdup(reason);
-    stop_timer(c);
+    drop_timer(c);
     if (c->conn) {
         shadow_conn_close(c->conn);
         g_clear_pointer(&c->conn, shadow_conn_unref);
@@ -307,23 +315,41 @@ reply_timeout(gpointer data)
                                            code == SMFIC_BODYEOB ? c->cfg->eom_timeout_ms
                                                                  : c->cfg->command_timeout_ms);
 
-    g_clear_pointer(&c->timer, g_source_unref);
     if (c->state == CHILD_CLOSING)
         shadow_child_kill(c, SHADOW_ACTION_CONTINUE, "did not close after SMFIC_QUIT");
     else
         shadow_child_kill(c, SHADOW_ACTION_TIMEOUT, why);
-    return G_SOURCE_REMOVE;
+    return G_SOURCE_CONTINUE; /* the kill destroyed the source */
 }
 
-/* start_timer - (re)start the reply timeout for a command */
+/* timer_dispatch - the deadline passed: disarm, then the callback */
+static gboolean
+timer_dispatch(GSource *source, GSourceFunc callback, gpointer data)
+{
+    g_source_set_ready_time(source, -1);
+    return callback(data);
+}
+
+static GSourceFuncs timer_funcs = { NULL, NULL, timer_dispatch, NULL, NULL, NULL };
+
+/*
+ * start_timer - (re)arm the reply timeout for a command
+ *
+ * One source per child, re-armed by its ready time: a new timeout source
+ * per command (several per message per child) cost an allocation and a
+ * context change each.
+ */
 static void
 start_timer(ShadowChild *c, guint8 code)
 {
-    stop_timer(c);
-    c->timer = g_timeout_source_new(code == SMFIC_BODYEOB ? c->cfg->eom_timeout_ms
-                                                          : c->cfg->command_timeout_ms);
-    g_source_set_callback(c->timer, reply_timeout, c, NULL);
-    g_source_attach(c->timer, NULL);
+    guint ms = code == SMFIC_BODYEOB ? c->cfg->eom_timeout_ms : c->cfg->command_timeout_ms;
+
+    if (c->timer == NULL) {
+        c->timer = g_source_new(&timer_funcs, sizeof(GSource));
+        g_source_set_callback(c->timer, reply_timeout, c, NULL);
+        g_source_attach(c->timer, NULL);
+    }
+    g_source_set_ready_time(c->timer, g_get_monotonic_time() + (gint64)ms * 1000);
 }
 
 /* send_packet - write bytes; if a reply is due, make j the current job */

@@ -10,6 +10,14 @@
  *	Host names in inet addresses are resolved with getaddrinfo() when the
  *	connection is made; loopback literals, the usual case, resolve without
  *	any lookup.
+ *
+ *	Writes are queued and sent once per main loop iteration, from the
+ *	prepare step of a flusher source that runs before the loop polls: a
+ *	macro packet and its command, or the several packets one event makes
+ *	for one peer, leave in one send(2), and nothing waits longer than the
+ *	rest of the current iteration. The fd watch is changed only when the
+ *	conditions change, and sources may recurse, so GLib does not block and
+ *	unblock them around each dispatch: each of those costs a wakeup.
  */
 
 /* Build configuration. */
@@ -52,10 +60,17 @@ struct _ShadowConn {
     gsize out_off;   /* bytes of out already written */
     gboolean connecting;
     gboolean closed;
-    int write_errno;   /* a write failed outside a dispatch: reported from the loop */
-    gboolean deferred; /* inside shadow_conn_write: report failures later */
-    GSource *report;   /* the idle source that reports it */
+    int write_errno;       /* a write failed outside a dispatch: reported from the loop */
+    gboolean deferred;     /* inside shadow_conn_write: report failures later */
+    GSource *report;       /* the idle source that reports it */
+    GIOCondition watching; /* what the fd watch asks for now */
+    gboolean tcp;          /* TCP: quick ACKs after reads */
+    gboolean dirty;        /* on the flusher's list */
 };
+
+/* Connections with output queued in this iteration, flushed before the loop polls. */
+static GPtrArray *dirty_conns;
+static GSource *flusher;
 
 static void conn_watch(ShadowConn *c, GIOCondition cond);
 
@@ -98,6 +113,17 @@ gsize
 shadow_conn_pending(const ShadowConn *c)
 {
     return c->out->len - c->out_off;
+}
+
+/* socket_is_tcp - a TCP socket (not unix) */
+static gboolean
+socket_is_tcp(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+           (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
 }
 
 /* shadow_socket_nodelay - TCP_NODELAY on a TCP socket; harmless elsewhere */
@@ -162,6 +188,58 @@ source_dispatch(GSource *source, GSourceFunc callback, gpointer data)
 
 static GSourceFuncs conn_source_funcs = { NULL, NULL, source_dispatch, NULL, NULL, NULL };
 
+static gboolean flush(ShadowConn *c);
+static void update_watch(ShadowConn *c);
+
+/* flusher_prepare - before the loop polls: send what this iteration queued */
+static gboolean
+flusher_prepare(GSource *source, gint *timeout)
+{
+    (void)source;
+    *timeout = -1;
+    /* A flush may fail and defer its report; it never calls back into callers. */
+    for (guint i = 0; i < dirty_conns->len; i++) {
+        ShadowConn *c = g_ptr_array_index(dirty_conns, i);
+        c->dirty = FALSE;
+        if (!c->closed && !c->connecting) {
+            c->deferred = TRUE;
+            if (flush(c))
+                update_watch(c);
+            c->deferred = FALSE;
+        }
+    }
+    g_ptr_array_set_size(dirty_conns, 0); /* drops the references */
+    return FALSE;
+}
+
+/* flusher_dispatch - never ready */
+static gboolean
+flusher_dispatch(GSource *source, GSourceFunc callback, gpointer data)
+{
+    (void)source;
+    (void)callback;
+    (void)data;
+    return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs flusher_funcs = { flusher_prepare, NULL, flusher_dispatch, NULL, NULL, NULL };
+
+/* mark_dirty - flush this connection before the loop next polls */
+static void
+mark_dirty(ShadowConn *c)
+{
+    if (c->dirty)
+        return;
+    if (flusher == NULL) {
+        dirty_conns = g_ptr_array_new_with_free_func((GDestroyNotify)shadow_conn_unref);
+        flusher = g_source_new(&flusher_funcs, sizeof(GSource));
+        g_source_set_priority(flusher, G_PRIORITY_HIGH);
+        g_source_attach(flusher, NULL);
+    }
+    c->dirty = TRUE;
+    g_ptr_array_add(dirty_conns, shadow_conn_ref(c));
+}
+
 /* update_watch - watch for output only while some is queued */
 static void
 update_watch(ShadowConn *c)
@@ -172,6 +250,9 @@ update_watch(ShadowConn *c)
         return;
     if (c->connecting || shadow_conn_pending(c) > 0)
         want |= G_IO_OUT;
+    if (want == c->watching)
+        return;
+    c->watching = want;
     g_source_modify_unix_fd(c->source, ((ConnSource *)c->source)->tag, want);
 }
 
@@ -276,7 +357,8 @@ conn_watch(ShadowConn *c, GIOCondition cond)
             emit(c, SHADOW_CONN_CLOSED, NULL);
             return;
         }
-        quickack(c->fd);
+        if (c->tcp)
+            quickack(c->fd);
         if (c->funcs.data)
             c->funcs.data(c, buf, (gsize)n, c->user);
     }
@@ -290,7 +372,9 @@ attach(ShadowConn *c)
 
     cs->conn = c;
     cs->tag = g_source_add_unix_fd(&cs->base, c->fd, G_IO_IN);
+    c->watching = G_IO_IN;
     c->source = &cs->base;
+    g_source_set_can_recurse(c->source, TRUE);
     g_source_attach(c->source, NULL);
     update_watch(c);
 }
@@ -307,6 +391,7 @@ shadow_conn_new(int fd, const char *peer, const ShadowConnFuncs *funcs, gpointer
     c->funcs = *funcs;
     c->user = user;
     c->out = g_byte_array_new();
+    c->tcp = socket_is_tcp(fd);
     g_unix_set_fd_nonblocking(fd, TRUE, NULL);
     shadow_socket_nodelay(fd);
     attach(c);
@@ -391,6 +476,7 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
     c->funcs = *funcs;
     c->user = user;
     c->out = g_byte_array_new();
+    c->tcp = address->kind != SHADOW_ADDRESS_UNIX;
     shadow_socket_nodelay(fd);
     if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
         if (errno != EINPROGRESS) {
@@ -427,11 +513,8 @@ shadow_conn_write(ShadowConn *c, const guint8 *data, gsize len)
     g_byte_array_append(c->out, data, (guint)len);
     if (c->connecting)
         return;
-    /* A failure is reported from the loop: callers are in the middle of their work. */
-    c->deferred = TRUE;
-    if (flush(c))
-        update_watch(c);
-    c->deferred = FALSE;
+    /* Sent before the loop next polls; a failure is reported from the loop. */
+    mark_dirty(c);
 }
 
 /* shadow_conn_close - stop watching and close the socket; no more callbacks */
@@ -440,6 +523,16 @@ shadow_conn_close(ShadowConn *c)
 {
     if (c->closed)
         return;
+    /* What this iteration queued (a last SMFIC_QUIT, say) still goes out, if the socket takes it. */
+    while (!c->connecting && c->write_errno == 0 && c->fd >= 0 && shadow_conn_pending(c) > 0) {
+        ssize_t n = send(c->fd, c->out->data + c->out_off, shadow_conn_pending(c),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        c->out_off += (gsize)n;
+    }
     c->closed = TRUE;
     if (c->report) {
         g_source_destroy(c->report);

@@ -961,10 +961,12 @@ shadow_session_maybe_free(ShadowSession *s)
         if (c->state != CHILD_DEAD)
             return;
     }
-    /* Defer: we may be deep inside a child's or the MTA's callback. */
+    /* Defer: we may be deep inside a child's or the MTA's callback. At the default
+     * priority, not idle: an idle source never runs while sockets are busy, and the
+     * finished sessions it holds count against max_connections (bench/README.md). */
     if (!s->freeing) {
         s->freeing = TRUE;
-        g_idle_add(shadow_server_session_done, s);
+        g_idle_add_full(G_PRIORITY_DEFAULT, shadow_server_session_done, s, NULL);
     }
 }
 
