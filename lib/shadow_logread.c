@@ -38,10 +38,12 @@
 
 /* Read buffer of one source; lines longer than this grow it up to SHADOW_LOG_MAX_LINE. */
 #define READ_BUFFER_SIZE (1024 * 1024)
+/* The same for a file read on the consumer's thread (many files at once). */
+#define SYNC_READ_BUFFER_SIZE (64 * 1024)
 /* zlib's own buffer for a file. */
 #define GZ_BUFFER_SIZE (256 * 1024)
 /* Smallest arena chunk. */
-#define ARENA_CHUNK (256 * 1024)
+#define ARENA_CHUNK (128 * 1024)
 /* Nesting a record may use (records nest two levels: edits in an array). */
 #define JSON_MAX_DEPTH 8
 /* Lines a source reads while verdicts wait for their message record, before giving up on them. */
@@ -748,8 +750,9 @@ shadow_log_parse_time(const char *s, gsize len, gint64 *ms)
         return FALSE;
     int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
     int h = digits(s + 11, 2), mi = digits(s + 14, 2), sec = digits(s + 17, 2);
+    gboolean leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 || h > 23 || mi < 0 ||
-        mi > 59 || sec < 0 || sec > 60)
+        mi > 59 || sec < 0 || sec > 60 || (mo == 2 && d == 29 && !leap))
         return FALSE;
     gsize k = 19;
     int frac = 0;
@@ -1104,8 +1107,12 @@ build_connection(Build *b, ShadowLogConnection *c)
 /* ---------------------------------------------------------------- sources */
 
 /* Raw bytes a batch holds before it may end (at the end of a record), and lines at most. */
-#define BATCH_BYTES     (256 * 1024)
-#define BATCH_MAX_LINES 4096
+#define BATCH_BYTES      (256 * 1024)
+#define SYNC_BATCH_BYTES (32 * 1024)
+/* Files read with threads of their own at most; with more, each is read on the consumer's
+ * thread (a glob of a year of rotated logs must not start a thread and buffers per file). */
+#define MAX_THREADED_SOURCES 4
+#define BATCH_MAX_LINES      4096
 /* Batches of one source read ahead of the consumer, at most: memory stays flat. */
 #define BATCHES_AHEAD 6
 /* Bytes after a line copy, so that 16-byte loads at its end stay inside the copy. */
@@ -1160,6 +1167,9 @@ struct _Source {
     guint order; /* position among the sources, for ties */
     /* Splitter's own. */
     GThread *splitter;
+    gboolean threaded; /* read ahead by a splitter thread; else on the consumer's thread */
+    gsize batch_bytes; /* where a batch may end */
+    gboolean broken;   /* a decompression error ended the file */
     gboolean eof;
     char *buf;
     gsize cap, len, pos; /* buffered bytes are buf[pos, len) */
@@ -1190,6 +1200,7 @@ struct _Source {
 struct _ShadowLogReader {
     GPtrArray *sources; /* Source * */
     GThreadPool *workers;
+    gboolean started; /* the first shadow_log_reader_next() has started the sources */
     ShadowLogDamageFunc damage;
     gpointer damage_data;
     gint64 since, until;
@@ -1295,6 +1306,7 @@ source_fill(Source *s, Batch *b)
     g_snprintf(what, sizeof what, "gzip: %s; the rest of the file is unreadable",
                msg && *msg ? msg : "unexpected end of file");
     batch_note(b, s, s->line + 1, what);
+    s->broken = TRUE;
     return TRUE;
 }
 
@@ -1335,8 +1347,8 @@ split_batch(Source *s, Batch *b)
             s->offset += len + 1;
             s->line++;
             bytes += len + 1;
-            if ((bytes >= BATCH_BYTES || b->lines->len >= BATCH_MAX_LINES) &&
-                (!is_verdict_line(start, len) || b->lines->len >= 4 * BATCH_MAX_LINES))
+            if ((bytes >= s->batch_bytes || b->lines->len >= BATCH_MAX_LINES) &&
+                (!is_verdict_line(start, len) || bytes >= 2 * s->batch_bytes))
                 return FALSE;
             continue;
         }
@@ -1364,7 +1376,8 @@ split_batch(Source *s, Batch *b)
             continue;
         }
         if (s->eof) {
-            if (avail > 0)
+            /* After a decompression error the piece of a line is part of what was reported. */
+            if (avail > 0 && !s->broken)
                 batch_add_line(b, s, LINE_TORN, start, avail, avail);
             b->last = TRUE;
             return TRUE;
@@ -1654,15 +1667,10 @@ shadow_log_reader_add_at(ShadowLogReader *r, const char *path, guint64 offset, g
         gzclose(gz);
         return FALSE;
     }
-    if (r->workers == NULL)
-        r->workers =
-            g_thread_pool_new(parse_batch, NULL, (gint)MAX(1, g_get_num_processors()), FALSE, NULL);
     Source *s = g_new0(Source, 1);
     s->path = g_strdup(path);
     s->gz = gz;
     s->reader = r;
-    s->cap = READ_BUFFER_SIZE;
-    s->buf = g_malloc(s->cap);
     s->offset = s->committed_offset = offset;
     s->line = s->committed_line = first_line;
     s->order = r->sources->len;
@@ -1672,8 +1680,29 @@ shadow_log_reader_add_at(ShadowLogReader *r, const char *path, guint64 offset, g
     g_queue_init(&s->batches);
     g_queue_init(&s->spare);
     g_ptr_array_add(r->sources, s);
-    s->splitter = g_thread_new("shadow-logread", splitter_main, s);
     return TRUE;
+}
+
+/* start_sources - the first read: a splitter thread and workers for a few files, or each
+ * file read on the consumer's thread when there are many */
+static void
+start_sources(ShadowLogReader *r)
+{
+    gboolean threads = r->sources->len <= MAX_THREADED_SOURCES;
+
+    r->started = TRUE;
+    if (threads && r->sources->len > 0)
+        r->workers =
+            g_thread_pool_new(parse_batch, NULL, (gint)MAX(1, g_get_num_processors()), FALSE, NULL);
+    for (guint i = 0; i < r->sources->len; i++) {
+        Source *s = g_ptr_array_index(r->sources, i);
+        s->threaded = threads;
+        s->batch_bytes = threads ? BATCH_BYTES : SYNC_BATCH_BYTES;
+        s->cap = threads ? READ_BUFFER_SIZE : SYNC_READ_BUFFER_SIZE;
+        s->buf = g_malloc(s->cap);
+        if (threads)
+            s->splitter = g_thread_new("shadow-logread", splitter_main, s);
+    }
 }
 
 /* drop_pending - report verdicts that never got their message record */
@@ -1718,13 +1747,23 @@ next_line(Source *s, GError **error)
                 batch_recycle(s, s->cur);
             s->cur = NULL;
         }
-        g_mutex_lock(&s->lock);
         Batch *b;
-        while ((b = g_queue_peek_head(&s->batches)) == NULL || !b->parsed)
-            g_cond_wait(&s->cond, &s->lock);
-        g_queue_pop_head(&s->batches);
-        g_cond_broadcast(&s->cond); /* room for the splitter */
-        g_mutex_unlock(&s->lock);
+        if (!s->threaded) {
+            g_mutex_lock(&s->lock);
+            b = g_queue_pop_head(&s->spare);
+            g_mutex_unlock(&s->lock);
+            if (b == NULL)
+                b = batch_new(s);
+            split_batch(s, b);
+            parse_batch(b, NULL);
+        } else {
+            g_mutex_lock(&s->lock);
+            while ((b = g_queue_peek_head(&s->batches)) == NULL || !b->parsed)
+                g_cond_wait(&s->cond, &s->lock);
+            g_queue_pop_head(&s->batches);
+            g_cond_broadcast(&s->cond); /* room for the splitter */
+            g_mutex_unlock(&s->lock);
+        }
         s->cur = b;
         s->cur_pos = 0;
     }
@@ -1807,6 +1846,8 @@ source_advance(ShadowLogReader *r, Source *s, GError **error)
             if (s->pending == NULL)
                 s->pending = g_new(ShadowLogVerdict, SHADOW_LOG_MAX_VERDICTS);
             if (s->n_pending == 0) {
+                /* Nothing points into earlier batches any more (dropped verdicts did). */
+                g_ptr_array_set_size(s->held, 0);
                 s->pending_host = l->host;
                 s->pending_conn = l->conn;
                 s->pending_msg = l->msg;
@@ -1841,6 +1882,8 @@ source_advance(ShadowLogReader *r, Source *s, GError **error)
 const ShadowLogRecord *
 shadow_log_reader_next(ShadowLogReader *r, GError **error)
 {
+    if (!r->started)
+        start_sources(r);
     /* First call: every source offers its first record. */
     if (r->last == NULL) {
         for (guint i = 0; i < r->sources->len; i++) {

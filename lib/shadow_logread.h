@@ -25,6 +25,12 @@
  *	hosts) the next record is the earliest head of all of them, ties going
  *	to the file added first.
  *
+ *	With up to four files, each is read ahead by a thread of its own and
+ *	parsed in batches by a pool of one worker per processor; with more
+ *	(a glob of a year of rotated logs), each is read on the caller's
+ *	thread with small buffers. Either way a few megabytes per file at
+ *	most, whatever the files' length.
+ *
  *	A message comes as one record: shadowd writes its verdict records,
  *	one per child in chain order, just before the message record, so the
  *	reader gathers them and hands out a ShadowLogMessage with its

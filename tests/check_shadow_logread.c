@@ -214,6 +214,9 @@ START_TEST(test_time)
         { "2026-12-03 21:43:28Z", TRUE, 1796334208000 },
         { "2026-13-03T21:43:28Z", FALSE, 0 },
         { "2026-02-30T21:43:28Z", FALSE, 0 },
+        { "2026-02-29T21:43:28Z", FALSE, 0 },
+        { "2000-02-29T00:00:00Z", TRUE, 951782400000 },
+        { "1900-02-29T00:00:00Z", FALSE, 0 },
         { "2026-12-03T24:00:00Z", FALSE, 0 },
         { "2026-12-03T21:43:28", FALSE, 0 },
         { "2026-12-03T21:43:28.Z", FALSE, 0 },
@@ -623,6 +626,41 @@ START_TEST(test_many)
 }
 END_TEST
 
+START_TEST(test_many_files)
+{
+    /* More files than get threads of their own: read on this thread, merged alike. */
+    Damage d;
+    g_autoptr(ShadowLogReader) r = reader_for(&d);
+    GString *want = g_string_new(NULL);
+    const guint files = 7, per_file = 300;
+    for (guint f = 0; f < files; f++) {
+        GString *text = g_string_new(NULL);
+        for (guint k = 0; k < per_file; k++) {
+            char ts[64], conn[16];
+            guint t = k * files + f; /* file f holds every files-th second */
+            g_snprintf(ts, sizeof ts, "2026-12-03T%02u:%02u:%02u.000Z", t / 3600, t / 60 % 60,
+                       t % 60);
+            g_snprintf(conn, sizeof conn, "%u", t);
+            g_autofree char *line = conn_line("mx", conn, ts);
+            g_string_append(text, line);
+        }
+        char name[32];
+        g_snprintf(name, sizeof name, "events.log.%u", f);
+        g_autofree char *path = f % 2 ? write_gz(name, text->str, 0) : write_file(name, text->str);
+        g_string_free(text, TRUE);
+        ck_assert(shadow_log_reader_add(r, path, NULL));
+    }
+    for (guint t = 0; t < files * per_file; t++)
+        g_string_append_printf(want, "conn mx %u open events.log.%u:%u\n", t, t % files,
+                               t / files + 1);
+    g_autofree char *got = summarize(r);
+    ck_assert_str_eq(got, want->str);
+    g_string_free(want, TRUE);
+    g_autofree char *dmg = joined(&d);
+    ck_assert_str_eq(dmg, "");
+}
+END_TEST
+
 START_TEST(test_predict)
 {
     Damage d;
@@ -675,6 +713,7 @@ logread_suite(void)
     tcase_add_test(tc, test_tail);
     tcase_add_test(tc, test_predict);
     tcase_add_test(tc, test_many);
+    tcase_add_test(tc, test_many_files);
     suite_add_tcase(s, tc);
     return s;
 }
