@@ -10,8 +10,10 @@
  *	each the envelope, every child's verdict in chain order with its stage,
  *	reply, refused recipients, quarantine, edits and latency per stage,
  *	and the outcome shadowd predicted for the enforced chain: in a form
- *	that can be pasted into a ticket. Messages are written as they are
- *	found, so nothing is kept. No match is exit 1.
+ *	that can be pasted into a ticket. The report is collected in memory
+ *	and written at the end (only the matching messages are kept, as text
+ *	or JSON, not the log); values from the log are cleaned to one line of
+ *	text each (controls as '?'). No match is exit 1.
  */
 
 /* System library. */
@@ -109,14 +111,16 @@ latency_text(const ShadowLogVerdict *v, gint64 *total)
     return g_string_free(s, FALSE);
 }
 
-/* text_verdict - one child's verdict block */
+/* text_verdict - one child's verdict block; every value from the log cleaned to one line */
 static void
 text_verdict(GString *out, guint i, const ShadowLogVerdict *v)
 {
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
     gint64 total;
     g_autofree char *lat = latency_text(v, &total);
 
-    g_string_append_printf(out, "  %u. %s: %s", i + 1, v->milter, shadow_action_name(v->action));
+    g_string_append_printf(out, "  %u. %s: %s", i + 1, report_clean_keep(keep, v->milter),
+                           shadow_action_name(v->action));
     if (v->stage == SHADOW_STAGE_NONE)
         g_string_append(out, " (before any stage)");
     else if (v->action == SHADOW_ACTION_CONTINUE || v->action == SHADOW_ACTION_ACCEPT)
@@ -128,31 +132,34 @@ text_verdict(GString *out, guint i, const ShadowLogVerdict *v)
     if (v->action == SHADOW_ACTION_REJECT || v->action == SHADOW_ACTION_TEMPFAIL) {
         g_autofree char *r = reply_text(v->reply);
 
-        g_string_append_printf(out, ", reply %s", r);
+        g_string_append_printf(out, ", reply %s", report_clean_keep(keep, r));
     }
     g_string_append_c(out, '\n');
     if (v->reason != NULL)
-        g_string_append_printf(out, "     reason      %s\n", v->reason);
+        g_string_append_printf(out, "     reason      %s\n", report_clean_keep(keep, v->reason));
     for (guint k = 0; k < v->n_rcpts; k++) {
         g_autofree char *r = reply_text(v->rcpts[k].reply);
 
-        g_string_append_printf(out, "     refused     %s: %s, %s\n", v->rcpts[k].rcpt,
-                               shadow_action_name(v->rcpts[k].action), r);
+        g_string_append_printf(out, "     refused     %s: %s, %s\n",
+                               report_clean_keep(keep, v->rcpts[k].rcpt),
+                               shadow_action_name(v->rcpts[k].action), report_clean_keep(keep, r));
     }
     if (v->quarantine != NULL)
-        g_string_append_printf(out, "     quarantine  %s\n", v->quarantine);
+        g_string_append_printf(out, "     quarantine  %s\n",
+                               report_clean_keep(keep, v->quarantine));
     for (guint k = 0; k < v->n_edits; k++) {
         g_autofree char *e = edit_text(&v->edits[k]);
 
-        g_string_append_printf(out, "     edit        %s\n", e);
+        g_string_append_printf(out, "     edit        %s\n", report_clean_keep(keep, e));
     }
     g_string_append_printf(out, "     latency     %s\n", lat);
 }
 
-/* text_message - one message for people */
+/* text_envelope - where a message was logged and its envelope; values cleaned to one line */
 static void
-text_message(GString *out, const ShadowLogMessage *m, const ShadowLogRecord *rec)
+text_envelope(GString *out, const ShadowLogMessage *m, const ShadowLogRecord *rec)
 {
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
     g_autofree char *ts = report_time_iso(m->ts_ms);
     g_autofree char *size = m->size >= 0 ? g_strdup_printf("%" G_GINT64_FORMAT " bytes", m->size)
                                          : g_strdup("size unknown");
@@ -160,23 +167,40 @@ text_message(GString *out, const ShadowLogMessage *m, const ShadowLogRecord *rec
                                ? g_strdup_printf("%" G_GINT64_FORMAT " ms", m->duration_ms)
                                : g_strdup("-");
 
-    g_string_append_printf(out, "Message %s %s\n", report_or_dash(m->queue_id),
-                           report_or_dash(m->message_id));
+    g_string_append_printf(out, "Message %s %s\n",
+                           report_or_dash(report_clean_keep(keep, m->queue_id)),
+                           report_or_dash(report_clean_keep(keep, m->message_id)));
     g_string_append_printf(out, "  logged      %s on %s (%s:%" G_GUINT64_FORMAT ")\n", ts,
-                           report_or_dash(m->host), rec->file, rec->line);
-    g_string_append_printf(out, "  shadowd id  %s (connection %s)\n", report_or_dash(m->msg),
-                           report_or_dash(m->conn));
-    g_string_append_printf(out, "  client      %s %s, HELO %s\n", report_or_dash(m->client_name),
-                           report_or_dash(m->client_addr), report_or_dash(m->helo));
+                           report_or_dash(report_clean_keep(keep, m->host)),
+                           report_clean_keep(keep, rec->file), rec->line);
+    g_string_append_printf(out, "  shadowd id  %s (connection %s)\n",
+                           report_or_dash(report_clean_keep(keep, m->msg)),
+                           report_or_dash(report_clean_keep(keep, m->conn)));
+    g_string_append_printf(out, "  client      %s %s, HELO %s\n",
+                           report_or_dash(report_clean_keep(keep, m->client_name)),
+                           report_or_dash(report_clean_keep(keep, m->client_addr)),
+                           report_or_dash(report_clean_keep(keep, m->helo)));
     g_string_append_printf(out, "  auth        %s\n",
-                           m->auth != NULL ? m->auth : "- (not authenticated)");
-    g_string_append_printf(out, "  from        %s\n", report_or_dash(m->from));
+                           m->auth != NULL ? report_clean_keep(keep, m->auth)
+                                           : "- (not authenticated)");
+    g_string_append_printf(out, "  from        %s\n",
+                           report_or_dash(report_clean_keep(keep, m->from)));
     for (guint i = 0; i < m->n_rcpts; i++)
-        g_string_append_printf(out, "  %-11s %s\n", i == 0 ? "to" : "", m->rcpts[i]);
+        g_string_append_printf(out, "  %-11s %s\n", i == 0 ? "to" : "",
+                               report_clean_keep(keep, m->rcpts[i]));
     if (m->n_rcpts == 0)
         g_string_append(out, "  to          -\n");
     g_string_append_printf(out, "  size        %s; MTA %s the message; %s from MAIL FROM\n", size,
                            m->mta_ended ? "ended" : "aborted", dur);
+}
+
+/* text_message - one message for people; every value from the log cleaned to one line */
+static void
+text_message(GString *out, const ShadowLogMessage *m, const ShadowLogRecord *rec)
+{
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
+
+    text_envelope(out, m, rec);
     g_string_append(out, "\nVerdicts, in chain order\n");
     for (guint i = 0; i < m->n_verdicts; i++)
         text_verdict(out, i, &m->verdicts[i]);
@@ -185,32 +209,36 @@ text_message(GString *out, const ShadowLogMessage *m, const ShadowLogRecord *rec
     g_string_append_printf(out, "\nPredicted outcome of the enforced chain: %s",
                            shadow_outcome_name(m->outcome));
     if (m->decided_by != NULL)
-        g_string_append_printf(out, " by %s at %s", m->decided_by, shadow_stage_name(m->stage));
+        g_string_append_printf(out, " by %s at %s", report_clean_keep(keep, m->decided_by),
+                               shadow_stage_name(m->stage));
     if (m->outcome == SHADOW_OUTCOME_REJECTED || m->outcome == SHADOW_OUTCOME_TEMPFAILED) {
         g_autofree char *r = reply_text(m->reply);
 
-        g_string_append_printf(out, ", reply %s", r);
+        g_string_append_printf(out, ", reply %s", report_clean_keep(keep, r));
     }
     if (m->quarantine != NULL)
-        g_string_append_printf(out, ", held: %s", m->quarantine);
+        g_string_append_printf(out, ", held: %s", report_clean_keep(keep, m->quarantine));
     g_string_append_c(out, '\n');
     for (guint i = 0; i < m->n_refused; i++) {
         g_autofree char *r = reply_text(m->refused[i].reply);
 
-        g_string_append_printf(out, "  refused     %s: %s by %s, %s\n", m->refused[i].rcpt,
+        g_string_append_printf(out, "  refused     %s: %s by %s, %s\n",
+                               report_clean_keep(keep, m->refused[i].rcpt),
                                shadow_action_name(m->refused[i].action),
-                               report_or_dash(m->refused[i].milter), r);
+                               report_or_dash(report_clean_keep(keep, m->refused[i].milter)),
+                               report_clean_keep(keep, r));
     }
     for (guint i = 0; i < m->n_edits; i++) {
         g_autofree char *e = edit_text(&m->edits[i]);
 
-        g_string_append_printf(out, "  edit        %s (%s)\n", e,
-                               report_or_dash(m->edits[i].milter));
+        g_string_append_printf(out, "  edit        %s (%s)\n", report_clean_keep(keep, e),
+                               report_or_dash(report_clean_keep(keep, m->edits[i].milter)));
     }
     if (m->n_unknown > 0) {
         g_string_append(out, "  incomplete: no verdict from");
         for (guint i = 0; i < m->n_unknown; i++)
-            g_string_append_printf(out, "%s %s", i > 0 ? "," : "", m->unknown[i]);
+            g_string_append_printf(out, "%s %s", i > 0 ? "," : "",
+                                   report_clean_keep(keep, m->unknown[i]));
         g_string_append(out, " (counted as continue)\n");
     }
 }

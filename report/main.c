@@ -7,8 +7,9 @@
  *	SUBCOMMAND: summary, top, explain ID, review, whatif MILTER[,MILTER...]
  * DESCRIPTION
  *	Picks the subcommand and hands it the rest of the command line; each
- *	subcommand parses its own options (--help on each). See
- *	shadow-report(1).
+ *	subcommand parses its own options (--help on each). The locale is the
+ *	user's except LC_NUMERIC, which stays "C": numbers are written with a
+ *	decimal point. See shadow-report(1).
  */
 
 /* System library. */
@@ -50,6 +51,9 @@ int
 main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
+    /* Numbers in JSON and CSV (and text, for one look everywhere) take a decimal point,
+     * whatever the locale's LC_NUMERIC says. */
+    setlocale(LC_NUMERIC, "C");
     if (argc < 2) {
         usage(stderr);
         return REPORT_EXIT_USAGE;

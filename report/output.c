@@ -12,7 +12,10 @@
  * DESCRIPTION
  *	Tables are aligned in columns for a terminal or a cron mail: cells are
  *	measured in characters (UTF-8), and bytes a peer sent that would upset
- *	a terminal (control characters, invalid UTF-8) are shown as '?'.
+ *	a terminal (control characters, invalid UTF-8) are shown as '?'. Every
+ *	value from the log that goes into text output outside a table passes
+ *	through report_clean() or report_clean_keep() first, so a CR or LF in a
+ *	reply or an address cannot start a line of its own.
  *	CSV follows RFC 4180: CRLF line ends, a field with a comma, quote, CR or
  *	LF is quoted and its quotes doubled.
  */
@@ -37,9 +40,9 @@ struct _ReportTable {
     GPtrArray *rows; /* char ** of n_cols cells */
 };
 
-/* clean_cell - a copy of s safe for a terminal: controls and bad UTF-8 become '?' */
-static char *
-clean_cell(const char *s)
+/* report_clean - a copy of s fit for one line of text: controls and bad UTF-8 as '?' */
+char *
+report_clean(const char *s)
 {
     g_autofree char *valid = g_utf8_make_valid(s != NULL ? s : "", -1);
     GString *out = g_string_sized_new(strlen(valid));
@@ -56,6 +59,19 @@ clean_cell(const char *s)
     return g_string_free(out, FALSE);
 }
 
+/* report_clean_keep - s cleaned as report_clean() does, owned by keep; NULL stays NULL */
+const char *
+report_clean_keep(GPtrArray *keep, const char *s)
+{
+    char *clean;
+
+    if (s == NULL)
+        return NULL;
+    clean = report_clean(s);
+    g_ptr_array_add(keep, clean);
+    return clean;
+}
+
 /* report_table_new - a table with n_cols columns, headers and per-column alignment */
 ReportTable *
 report_table_new(guint n_cols, const char *const *headers, const char *align)
@@ -65,7 +81,7 @@ report_table_new(guint n_cols, const char *const *headers, const char *align)
     t->n_cols = n_cols;
     t->headers = g_new0(char *, n_cols + 1);
     for (guint i = 0; i < n_cols; i++)
-        t->headers[i] = g_strdup(headers[i]);
+        t->headers[i] = report_clean(headers[i]);
     t->align = g_strdup(align);
     t->rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
     return t;
@@ -78,7 +94,7 @@ report_table_addv(ReportTable *t, char **cells)
     char **row = g_new0(char *, t->n_cols + 1);
 
     for (guint i = 0; i < t->n_cols; i++)
-        row[i] = clean_cell(cells[i]);
+        row[i] = report_clean(cells[i]);
     g_ptr_array_add(t->rows, row);
 }
 
@@ -276,8 +292,9 @@ report_footer_text(GString *out, const ReportStats *stats)
 {
     g_autofree char *first = report_time_text(stats->first_ms);
     g_autofree char *last = report_time_text(stats->last_ms);
-    g_autofree char *files =
+    g_autofree char *joined =
         g_strjoinv(", ", stats->files != NULL ? stats->files : (char *[]){ NULL });
+    g_autofree char *files = report_clean(joined);
 
     g_string_append_printf(out, "\nCovered: %s to %s; %" G_GUINT64_FORMAT " records from %s\n",
                            first, last, stats->records, files);
@@ -353,7 +370,7 @@ report_write(GString *out, ReportFormat fmt)
 
         g_string_truncate(out, 0);
         for (guint i = 0; lines[i] != NULL; i++) {
-            clean = clean_cell(lines[i]);
+            clean = report_clean(lines[i]);
             g_string_append(out, clean);
             if (lines[i + 1] != NULL)
                 g_string_append_c(out, '\n');

@@ -11,7 +11,8 @@
  *	Common options (--log, --config, --since, --until, --milter, --host,
  *	--format), the reader loop over the event log with the filters applied,
  *	time range parsing, and the output helpers: aligned text tables, CSV
- *	with RFC 4180 quoting, and shares printed as percentages.
+ *	with RFC 4180 quoting, shares printed as percentages, and
+ *	report_clean() for every value from the log put into text output.
  *
  *	Exit codes: REPORT_EXIT_OK, REPORT_EXIT_RUNTIME (a file could not be
  *	read), REPORT_EXIT_USAGE (bad option or value).
@@ -102,6 +103,8 @@ void report_table_add(ReportTable *t, ...) G_GNUC_NULL_TERMINATED;
 void report_table_addv(ReportTable *t, char **cells);
 void report_table_print(const ReportTable *t, GString *out, const char *indent);
 void report_table_free(ReportTable *t);
+char *report_clean(const char *s);
+const char *report_clean_keep(GPtrArray *keep, const char *s);
 void report_csv_row(GString *out, ...) G_GNUC_NULL_TERMINATED;
 void report_csv_rowv(GString *out, const char *const *cells, guint n);
 char *report_share(guint64 count, guint64 total);

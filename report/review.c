@@ -225,6 +225,35 @@ refusers(const ShadowLogMessage *m)
     return g_string_free(s, FALSE);
 }
 
+/* text_message - one listed message for people; every value from the log cleaned to one line */
+static void
+text_message(GString *out, const ShadowLogMessage *m, const char *by, const char *signs)
+{
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GString) rcpts = g_string_new(NULL);
+    g_autofree char *when = report_time_text(m->ts_ms);
+    const char *outcome =
+        m->outcome == SHADOW_OUTCOME_DELIVERED ? "partly refused" : shadow_outcome_name(m->outcome);
+
+    for (guint i = 0; i < m->n_rcpts; i++)
+        g_string_append_printf(rcpts, "%s%s", i > 0 ? " " : "",
+                               report_clean_keep(keep, m->rcpts[i]));
+    g_string_append_printf(out, "\n%s  %s  %s\n", when,
+                           report_or_dash(report_clean_keep(keep, m->queue_id)),
+                           report_or_dash(report_clean_keep(keep, m->message_id)));
+    g_string_append_printf(out, "  from %s to %s\n",
+                           report_or_dash(report_clean_keep(keep, m->from)), rcpts->str);
+    g_string_append_printf(
+        out, "  client %s %s%s%s\n", report_or_dash(report_clean_keep(keep, m->client_name)),
+        report_or_dash(report_clean_keep(keep, m->client_addr)), m->auth != NULL ? ", auth " : "",
+        m->auth != NULL ? report_clean_keep(keep, m->auth) : "");
+    g_string_append_printf(out, "  %s%s%s; refused by %s\n", outcome,
+                           m->decided_by != NULL ? " by " : "",
+                           m->decided_by != NULL ? report_clean_keep(keep, m->decided_by) : "",
+                           report_clean_keep(keep, by));
+    g_string_append_printf(out, "  signs: %s\n", signs[0] != '\0' ? signs : "none");
+}
+
 /* review_record - ReportRecordFunc: list a blocked message with signs of wanted mail */
 static void
 review_record(const ShadowLogRecord *rec, gpointer data)
@@ -302,21 +331,7 @@ review_record(const ShadowLogRecord *rec, gpointer data)
 
         report_csv_rowv(rv->out, cells, G_N_ELEMENTS(cells));
     } else {
-        g_autofree char *when = report_time_text(m->ts_ms);
-        const char *outcome = m->outcome == SHADOW_OUTCOME_DELIVERED
-                                  ? "partly refused"
-                                  : shadow_outcome_name(m->outcome);
-
-        g_string_append_printf(rv->out, "\n%s  %s  %s\n", when, report_or_dash(m->queue_id),
-                               report_or_dash(m->message_id));
-        g_string_append_printf(rv->out, "  from %s to %s\n", report_or_dash(m->from), rcpts->str);
-        g_string_append_printf(rv->out, "  client %s %s%s%s\n", report_or_dash(m->client_name),
-                               report_or_dash(m->client_addr), m->auth != NULL ? ", auth " : "",
-                               m->auth != NULL ? m->auth : "");
-        g_string_append_printf(rv->out, "  %s%s%s; refused by %s\n", outcome,
-                               m->decided_by != NULL ? " by " : "",
-                               m->decided_by != NULL ? m->decided_by : "", by);
-        g_string_append_printf(rv->out, "  signs: %s\n", signs->len > 0 ? signs->str : "none");
+        text_message(rv->out, m, by, signs->str);
     }
 }
 

@@ -19,7 +19,11 @@
  *	"(default tempfail)" or "(discard)".
  *
  *	Shares are of all messages in the range. Memory grows with the number
- *	of distinct keys.
+ *	of distinct keys. The chain is kept apart from the milters in every
+ *	format, so a milter named "chain" is not taken for it: text "Enforced
+ *	chain" and "Milter NAME", JSON "chain" and "milters", CSV scope "chain"
+ *	and "milter:NAME". CSV shares are written with a decimal point whatever
+ *	the locale.
  */
 
 /* System library. */
@@ -44,9 +48,12 @@ static const char *const kind_names[KIND_COUNT] = { "senders", "sender_domains",
 static const char *const kind_titles[KIND_COUNT] = { "sender", "sender domain", "client address",
                                                      "recipient", "reply" };
 
+/* How CSV writes a share: a fraction of 1 with four decimals (g_ascii_formatd, no locale). */
+#define CSV_SHARE_FORMAT "%.4f"
+
 /* TopScope - counts for one milter or the chain */
 typedef struct {
-    char *name;
+    char *name;                     /* the milter, or NULL for the chain */
     guint64 hit;                    /* messages hit */
     GHashTable *counts[KIND_COUNT]; /* key -> GUINT_TO_POINTER-free guint64 * count */
 } TopScope;
@@ -65,7 +72,7 @@ typedef struct {
     guint64 count;
 } TopEntry;
 
-/* scope_init - empty counters named name */
+/* scope_init - empty counters named name (NULL for the chain) */
 static void
 scope_init(TopScope *s, const char *name)
 {
@@ -254,7 +261,11 @@ sorted(const TopScope *s, TopKind kind)
 static void
 text_scope(GString *out, const TopScope *s, guint n, guint64 messages)
 {
-    g_string_append_printf(out, "\n%s: %" G_GUINT64_FORMAT " message%s hit\n", s->name, s->hit,
+    g_autofree char *title =
+        s->name == NULL ? g_strdup("Enforced chain") : g_strdup_printf("Milter %s", s->name);
+    g_autofree char *clean = report_clean(title);
+
+    g_string_append_printf(out, "\n%s: %" G_GUINT64_FORMAT " message%s hit\n", clean, s->hit,
                            s->hit == 1 ? "" : "s");
     for (guint k = 0; k < KIND_COUNT; k++) {
         g_autoptr(GArray) a = sorted(s, (TopKind)k);
@@ -275,11 +286,11 @@ text_scope(GString *out, const TopScope *s, guint n, guint64 messages)
     }
 }
 
-/* json_scope - one scope's object */
+/* json_scope - one scope's object, as member key */
 static void
-json_scope(ShadowJson *j, const TopScope *s, guint n)
+json_scope(ShadowJson *j, const char *key, const TopScope *s, guint n)
 {
-    shadow_json_object_begin(j, s->name);
+    shadow_json_object_begin(j, key);
     shadow_json_int(j, "hit", (gint64)s->hit);
     for (guint k = 0; k < KIND_COUNT; k++) {
         g_autoptr(GArray) a = sorted(s, (TopKind)k);
@@ -298,10 +309,13 @@ json_scope(ShadowJson *j, const TopScope *s, guint n)
     shadow_json_object_end(j);
 }
 
-/* csv_scope - one scope's rows: scope,kind,rank,key,count,share */
+/* csv_scope - one scope's rows: scope ("chain" or "milter:NAME"),kind,rank,key,count,share */
 static void
 csv_scope(GString *out, const TopScope *s, guint n, guint64 messages)
 {
+    g_autofree char *scope =
+        s->name == NULL ? g_strdup("chain") : g_strdup_printf("milter:%s", s->name);
+
     for (guint k = 0; k < KIND_COUNT; k++) {
         g_autoptr(GArray) a = sorted(s, (TopKind)k);
 
@@ -309,10 +323,11 @@ csv_scope(GString *out, const TopScope *s, guint n, guint64 messages)
             const TopEntry *e = &g_array_index(a, TopEntry, i);
             g_autofree char *rank = g_strdup_printf("%u", i + 1);
             g_autofree char *count = g_strdup_printf("%" G_GUINT64_FORMAT, e->count);
-            g_autofree char *share =
-                g_strdup_printf("%.4f", report_share_value(e->count, messages));
+            char share[G_ASCII_DTOSTR_BUF_SIZE];
 
-            report_csv_row(out, s->name, kind_names[k], rank, e->key, count, share, NULL);
+            g_ascii_formatd(share, sizeof(share), CSV_SHARE_FORMAT,
+                            report_share_value(e->count, messages));
+            report_csv_row(out, scope, kind_names[k], rank, e->key, count, share, NULL);
         }
     }
 }
@@ -327,10 +342,13 @@ print_top(GString *out, const Top *t, guint n, const ReportStats *st)
         shadow_json_begin(&j, out);
         shadow_json_int(&j, "messages", (gint64)t->messages);
         shadow_json_int(&j, "n", n);
-        shadow_json_object_begin(&j, "scopes");
-        json_scope(&j, &t->chain, n);
-        for (guint i = 0; i < t->milters->len; i++)
-            json_scope(&j, g_ptr_array_index(t->milters, i), n);
+        json_scope(&j, "chain", &t->chain, n);
+        shadow_json_object_begin(&j, "milters");
+        for (guint i = 0; i < t->milters->len; i++) {
+            const TopScope *s = g_ptr_array_index(t->milters, i);
+
+            json_scope(&j, s->name, s, n);
+        }
         shadow_json_object_end(&j);
         report_footer_json(&j, st);
         shadow_json_end(&j);
@@ -385,7 +403,7 @@ report_top(int argc, char **argv)
     }
     report_options_add_files(&opts, argc, argv, 1);
     t.opts = &opts;
-    scope_init(&t.chain, "chain");
+    scope_init(&t.chain, NULL);
     t.milters = g_ptr_array_new_with_free_func(scope_free);
     if (!report_read(&opts, top_record, &t, &st, &error)) {
         g_printerr("shadow-report: %s\n", error->message);

@@ -164,8 +164,10 @@ text_report(GString *out, const Whatif *w, const ReportStats *st)
     static const char *const mheads[] = { "milter", "decided", "blocks alone", "unique",
                                           "no verdict" };
     g_autoptr(ReportTable) mt = report_table_new(5, mheads, "lrrrr");
-    g_autofree char *subset = g_strjoinv(", ", w->names);
-    g_autofree char *full = w->chain != NULL ? g_strjoinv(", ", w->chain) : g_strdup("-");
+    g_autofree char *subset_raw = g_strjoinv(", ", w->names);
+    g_autofree char *full_raw = w->chain != NULL ? g_strjoinv(", ", w->chain) : g_strdup("-");
+    g_autofree char *subset = report_clean(subset_raw);
+    g_autofree char *full = report_clean(full_raw);
     g_autoptr(GPtrArray) heads = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(ReportTable) xt = NULL;
     g_autofree char *align = g_strnfill(w->n + 1, 'r');

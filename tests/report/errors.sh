@@ -62,4 +62,44 @@ check "escapes in text: no control characters" "$(tr -d '\n' <out | LC_ALL=C gre
 check_grep "escapes in text: shown as ?" "HELO evil?]0;owned?" out
 check "escapes in json: kept" "$("$SHADOW_REPORT" explain Q1 --log esc.log --format json | jq -r '.messages[0].helo')" \
     "$(printf 'evil\033]0;owned\007')"
+
+# A CR or LF inside a value (reply, Message-ID, from, client name, AUTH, reason, an edit) cannot
+# start a line of its own: fixtures/hostile.log tries to forge lines such as "  signs: auth".
+cp "$FIXTURES/hostile.log" .
+check_rc "newlines in explain" 0 "$SHADOW_REPORT" explain HQ1 --log hostile.log
+check "newlines in explain: one line per field (hand-checked)" "$(cat out)" \
+    "$(cat "$EXPECTED/explain-hostile.txt")"
+check "newlines in explain: no CR" "$(grep -c $'\r' out || true)" "0"
+check "newlines in explain json: kept" \
+    "$("$SHADOW_REPORT" explain HQ1 --log hostile.log --format json | jq -c '.messages[0] | [.verdicts[0].reply, .from]')" \
+    "$(jq -sc 'map(select(.type == "message"))[0] | [.reply, .from]' hostile.log)"
+check_rc "newlines in review" 0 "$SHADOW_REPORT" review --all --log hostile.log
+# Each listed message is 5 lines: when and IDs, from, client, outcome, signs.
+check "newlines in review: 5 lines a message" \
+    "$(awk '/^$/ { n = 0; next } /^20/ { n = 1; next } n { n++ } n == 5 && /^  signs: / { s++ }
+        END { print s + 0 }' out) $(grep -c '^  signs: ' out)" "2 2"
+check "newlines in review: no forged line" \
+    "$(grep -vcE '^(|shadow-report review: .*|signs: auth [0-9]+, .*|20[0-9-]{8} [0-9:]{8}  .*|  from .*|  client .*|  (rejected|tempfailed|discarded|quarantined|partly refused)( by .*)?; refused by .*|  signs: [a-z,]+|Covered: .*|Damaged lines: .*)$' out || true)" "0"
+check "newlines in review: no CR" "$(grep -c $'\r' out || true)" "0"
+
+# Numbers in JSON and CSV do not follow the locale: with de_DE's decimal comma (generated here,
+# as the machine may have none installed) every report is byte for byte what it is in C.UTF-8.
+mkdir -p "$work/locale"
+if localedef -i de_DE -f UTF-8 "$work/locale/de_DE.UTF-8" >/dev/null 2>&1 &&
+    [ "$(LOCPATH=$work/locale LC_ALL=de_DE.UTF-8 /usr/bin/printf '%.1f' 0,5)" = "0,5" ]; then
+    for args in "summary $LOGS" "top $LOGS" "explain 9A8B7C6D02 $LOGS" "review --all $LOGS" \
+        "whatif spamd,greylist $LOGS" "top --log hostile.log"; do
+        for fmt in json csv text; do
+            # shellcheck disable=SC2086 # $args is a word list
+            want=$("$SHADOW_REPORT" $args --format $fmt 2>/dev/null | od -c)
+            # shellcheck disable=SC2086
+            got=$(LOCPATH=$work/locale LC_ALL=de_DE.UTF-8 "$SHADOW_REPORT" $args --format $fmt 2>/dev/null | od -c)
+            check "de_DE locale: ${args%% *} --format $fmt as in C.UTF-8" "$got" "$want"
+        done
+    done
+    check_grep "de_DE locale: top csv shares with a decimal point" ",0.5000"$'\r' \
+        <(LOCPATH=$work/locale LC_ALL=de_DE.UTF-8 "$SHADOW_REPORT" top --log hostile.log --format csv)
+else
+    echo "skip de_DE locale: localedef -i de_DE failed (Debian package locales missing?)"
+fi
 finish
