@@ -25,22 +25,52 @@ struct _GrModel {
     GHashTable *byname; /* name -> GrHost * */
     GrHost *last_host;  /* host of the previous message, by its name as logged */
     char *last_host_raw;
-    gboolean hosts_warned;
+    GHashTable *skipped; /* cleaned names of hosts past GR_MAX_HOSTS, reported */
 };
 
-/* gr_name_clean - a host or milter name fit for a file name: [A-Za-z0-9.-], others '-' */
+/* name_hash - FNV-1a (32 bits) of a name: the stable suffix that keeps cleaned names apart */
+static guint32
+name_hash(const char *name)
+{
+    guint32 h = GR_FNV32_BASIS;
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        h = (h ^ *p) * GR_FNV32_PRIME;
+    return h;
+}
+
+/* name_reserved - whether a name is one of the page's own files in the output directory */
+static gboolean
+name_reserved(const char *name)
+{
+    static const char *const reserved[] = { "index.html", "summary.json", NULL };
+    for (guint i = 0; reserved[i] != NULL; i++)
+        if (strcmp(name, reserved[i]) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+/* gr_name_clean - a host or milter name fit for a file name: [A-Za-z0-9._-], others '-'; a name
+ * that had to change (or is a page file's) gets "-" and 8 hex digits of a hash of it as given,
+ * so two names never share a file; a clean name is its own cleaned name */
 char *
 gr_name_clean(const char *name)
 {
-    if (name == NULL || *name == '\0')
-        return g_strdup("unknown");
-    char *s = g_strndup(name, GR_NAME_MAX);
-    for (char *p = s; *p != '\0'; p++)
-        if (!g_ascii_isalnum(*p) && *p != '.' && *p != '-' && *p != '_')
-            *p = '-';
-    if (s[0] == '.' || s[0] == '_')
-        s[0] = '-';
-    return s;
+    if (name == NULL)
+        name = "";
+    gboolean changed = *name == '\0' || strlen(name) > GR_NAME_MAX || name_reserved(name);
+    GString *s = g_string_new(*name == '\0' ? "unknown" : NULL);
+    for (const char *p = name; *p != '\0' && s->len < GR_NAME_MAX; p++) {
+        gboolean ok = g_ascii_isalnum(*p) || *p == '.' || *p == '-' || *p == '_';
+        if (p == name && (*p == '.' || *p == '_'))
+            ok = FALSE;
+        g_string_append_c(s, ok ? *p : '-');
+        changed |= !ok;
+    }
+    if (changed) {
+        g_string_truncate(s, MIN(s->len, GR_NAME_MAX - GR_NAME_HASH_LEN));
+        g_string_append_printf(s, "-%08" G_GINT32_MODIFIER "x", name_hash(name));
+    }
+    return g_string_free(s, FALSE);
 }
 
 /* milter_free - free one milter's record */
@@ -76,6 +106,7 @@ gr_model_new(GrStore *store)
     m->store = store;
     m->hosts = g_ptr_array_new_with_free_func(host_free);
     m->byname = g_hash_table_new(g_str_hash, g_str_equal);
+    m->skipped = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     return m;
 }
 
@@ -87,6 +118,7 @@ gr_model_free(GrModel *m)
         return;
     g_free(m->last_host_raw);
     g_hash_table_unref(m->byname);
+    g_hash_table_unref(m->skipped);
     g_ptr_array_unref(m->hosts);
     g_free(m);
 }
@@ -108,16 +140,24 @@ note_last(GrModel *m, GrHost *h, GrKind kind, const char *name)
         h->written = last;
 }
 
-/* gr_model_host - the host of that name (cleaned), added if new; NULL past GR_MAX_HOSTS */
+/* gr_model_host - the host of that name (cleaned), added if new; NULL past GR_MAX_HOSTS (each such
+ * host is named once on standard error: its messages are skipped, and reading goes on) */
 GrHost *
-gr_model_host(GrModel *m, const char *name, GError **error)
+gr_model_host(GrModel *m, const char *name)
 {
     g_autofree char *clean = gr_name_clean(name);
     GrHost *h = g_hash_table_lookup(m->byname, clean);
     if (h != NULL)
         return h;
     if (m->hosts->len >= GR_MAX_HOSTS) {
-        g_set_error(error, GR_MODEL_ERROR, 0, "host %s: more than %d hosts", clean, GR_MAX_HOSTS);
+        guint n = g_hash_table_size(m->skipped);
+        if (n < GR_MAX_SKIPPED && !g_hash_table_contains(m->skipped, clean)) {
+            g_printerr("shadow-graphs: host %s: more than %d hosts; its messages are not "
+                       "counted%s\n",
+                       clean, GR_MAX_HOSTS,
+                       n + 1 == GR_MAX_SKIPPED ? " (further such hosts are not named)" : "");
+            g_hash_table_add(m->skipped, g_steal_pointer(&clean));
+        }
         return NULL;
     }
     h = g_new0(GrHost, 1);
@@ -246,6 +286,7 @@ host_clear(GrHost *h)
         if (h->pairs[i] != NULL)
             memset(h->pairs[i]->c, 0, sizeof h->pairs[i]->c);
     h->pending = -1;
+    h->restored = FALSE;
 }
 
 /* host_new_start - where new files start: on a row of the coarsest archive, before any data */
@@ -302,20 +343,18 @@ message_milters(GrModel *m, GrHost *h, const ShadowLogMessage *msg, gint *idx)
     }
 }
 
-/* message_host - the host of a message, remembered from the previous one when the same */
+/* message_host - the host of a message (NULL: past the limit), remembered from the previous one
+ * when the same */
 static GrHost *
-message_host(GrModel *m, const ShadowLogMessage *msg, GError **error)
+message_host(GrModel *m, const ShadowLogMessage *msg)
 {
     const char *raw = msg->host != NULL ? msg->host : "";
-    if (m->last_host != NULL && strcmp(raw, m->last_host_raw) == 0)
+    if (m->last_host_raw != NULL && strcmp(raw, m->last_host_raw) == 0)
         return m->last_host;
-    GrHost *h = gr_model_host(m, raw, error);
-    if (h == NULL)
-        return NULL;
     g_free(m->last_host_raw);
     m->last_host_raw = g_strdup(raw);
-    m->last_host = h;
-    return h;
+    m->last_host = gr_model_host(m, raw);
+    return m->last_host;
 }
 
 /* verdict_class - the data source a verdict counts in */
@@ -381,18 +420,29 @@ count_verdicts(GrModel *m, GrHost *h, const ShadowLogMessage *msg, const gint *i
         }
 }
 
-/* gr_model_add_message - count one message in its host's pending minute */
+/* gr_model_add_message - count one message in its host's pending minute; UNSAVED: it comes from a
+ * log the state has no position for (read from its start) */
 gboolean
-gr_model_add_message(GrModel *m, const ShadowLogMessage *msg, GError **error)
+gr_model_add_message(GrModel *m, const ShadowLogMessage *msg, gboolean unsaved, GError **error)
 {
-    GrHost *h = message_host(m, msg, error);
+    GrHost *h = message_host(m, msg);
     if (h == NULL)
-        return FALSE;
+        return TRUE; /* past GR_MAX_HOSTS: reported once */
     gint64 sec = msg->ts_ms >= 0 ? msg->ts_ms / 1000 : (msg->ts_ms - 999) / 1000;
     gint64 minute = sec - (sec % GR_STEP + GR_STEP) % GR_STEP;
     if (h->written >= 0 && minute + GR_STEP <= h->written) {
         h->late++;
         return TRUE;
+    }
+    if (unsaved && h->restored && minute <= h->pending) {
+        /* The restored counts may be this log's own: counting it again would double them. */
+        g_printerr("shadow-graphs: host %s: a log with no saved position has messages of the "
+                   "minute the last run left pending; that minute is counted from the logs "
+                   "again, and what the last run had of it from other logs is dropped\n",
+                   h->name);
+        gint64 pending = h->pending;
+        host_clear(h);
+        h->pending = pending;
     }
     if (h->pending >= 0 && minute > h->pending && !host_flush(m, h, error))
         return FALSE;

@@ -74,14 +74,16 @@ gr_output_discover(GrModel *m, GrStore *s, GError **error)
             continue;
         g_autofree char *host = g_strndup(at + 1, strlen(at + 1) - strlen(".rrd"));
         if (g_str_has_prefix(name, "chain@")) {
-            if (gr_model_host(m, host, error) == NULL)
-                return FALSE;
+            gr_model_host(m, host); /* NULL past GR_MAX_HOSTS: reported, not drawn */
         } else if (g_str_has_prefix(name, "milter-")) {
             g_autofree char *milter =
                 g_strndup(name + strlen("milter-"), (gsize)(at - name) - strlen("milter-"));
-            GrHost *h = gr_model_host(m, host, error);
-            if (h == NULL || gr_model_milter(m, h, milter, error) < 0)
-                return FALSE;
+            GrHost *h = gr_model_host(m, host);
+            g_autoptr(GError) e = NULL;
+            if (h != NULL && gr_model_milter(m, h, milter, &e) < 0 && !h->overflow_warned) {
+                g_printerr("shadow-graphs: %s; the others are not drawn\n", e->message);
+                h->overflow_warned = TRUE;
+            }
         }
     }
     return TRUE;

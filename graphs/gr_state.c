@@ -165,14 +165,55 @@ gr_state_updated(GrState *st)
     return v;
 }
 
-/* gr_state_log - the saved position of a log; FALSE with no error when there is none */
+/* path_encode - a path as a key file value: bytes outside '!'..'~' and '\\' as \\OOO */
+static char *
+path_encode(const char *path)
+{
+    GString *s = g_string_new(NULL);
+    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+        if (*p <= ' ' || *p > '~' || *p == '\\')
+            g_string_append_printf(s, "\\%03o", *p);
+        else
+            g_string_append_c(s, (char)*p);
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* log_group_path - the log a [log N] group is for (its path key; a version 1 file's [log PATH]
+ * groups name it in the group), or NULL */
+static char *
+log_group_path(GrState *st, const char *group)
+{
+    if (!g_str_has_prefix(group, LOG_PREFIX))
+        return NULL;
+    g_autofree char *v = g_key_file_get_value(st->kf, group, "path", NULL);
+    if (v == NULL)
+        return g_strdup(group + strlen(LOG_PREFIX));
+    return g_strcompress(v);
+}
+
+/* find_log_group - the group holding the position of the log at PATH, or NULL */
+static char *
+find_log_group(GrState *st, const char *path)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(st->kf, NULL);
+    for (guint i = 0; groups[i] != NULL; i++) {
+        g_autofree char *p = log_group_path(st, groups[i]);
+        if (p != NULL && strcmp(p, path) == 0)
+            return g_strdup(groups[i]);
+    }
+    return NULL;
+}
+
+/* gr_state_log - the saved position of a log (by its canonical path); FALSE with no error when
+ * there is none */
 gboolean
 gr_state_log(GrState *st, const char *log, GrLogPos *out, GError **error)
 {
-    g_autofree char *group = g_strconcat(LOG_PREFIX, log, NULL);
     memset(out, 0, sizeof *out);
     out->last_ts = -1;
-    if (!g_key_file_has_group(st->kf, group))
+    g_autofree char *group = find_log_group(st, log);
+    if (group == NULL)
         return FALSE;
     gint64 dev, ino, off, line, last;
     if (!get_int(st, group, "device", 0, &dev, error) ||
@@ -185,7 +226,17 @@ gr_state_log(GrState *st, const char *log, GrLogPos *out, GError **error)
         g_autofree char *t = g_key_file_get_value(st->kf, group, off < 0 ? "offset" : "line", NULL);
         return bad_value(st, group, off < 0 ? "offset" : "line", t, error);
     }
+    g_autofree char *fp = g_key_file_get_value(st->kf, group, "fingerprint", NULL);
+    if (fp != NULL) {
+        char *end;
+        errno = 0;
+        out->fingerprint = g_ascii_strtoull(fp, &end, 16);
+        if (errno != 0 || end == fp || *end != '\0')
+            return bad_value(st, group, "fingerprint", fp, error);
+        out->has_fingerprint = TRUE;
+    }
     out->path = g_strdup(log);
+    out->key = g_strdup(log);
     out->device = (guint64)dev;
     out->inode = (guint64)ino;
     out->offset = (guint64)off;
@@ -198,13 +249,18 @@ gr_state_log(GrState *st, const char *log, GrLogPos *out, GError **error)
 static gboolean
 restore_host(GrState *st, GrModel *m, const char *group, GError **error)
 {
-    GrHost *h = gr_model_host(m, group + strlen(HOST_PREFIX), error);
+    GrHost *h = gr_model_host(m, group + strlen(HOST_PREFIX));
     if (h == NULL)
-        return FALSE;
+        return TRUE; /* past GR_MAX_HOSTS: reported */
     g_auto(GStrv) milters = g_key_file_get_string_list(st->kf, group, "milters", NULL, NULL);
-    for (guint i = 0; milters != NULL && milters[i] != NULL; i++)
-        if (*milters[i] != '\0' && gr_model_milter(m, h, milters[i], error) < 0)
-            return FALSE;
+    for (guint i = 0; milters != NULL && milters[i] != NULL; i++) {
+        g_autoptr(GError) e = NULL;
+        if (*milters[i] != '\0' && gr_model_milter(m, h, milters[i], &e) < 0 &&
+            !h->overflow_warned) {
+            g_printerr("shadow-graphs: %s; the others are not graphed\n", e->message);
+            h->overflow_warned = TRUE;
+        }
+    }
     gint64 pending, first, last;
     if (!get_int(st, group, "pending_minute", -1, &pending, error) ||
         !get_int(st, group, "first_ts", -1, &first, error) ||
@@ -221,6 +277,7 @@ restore_host(GrState *st, GrModel *m, const char *group, GError **error)
     if (h->written >= 0 && pending + GR_STEP <= h->written)
         return TRUE; /* already written (a run that wrote the RRDs and then failed) */
     h->pending = pending;
+    h->restored = TRUE;
     if (!get_vector(st, group, "chain", h->chain, GR_C_COUNT, error))
         return FALSE;
     for (guint i = 0; i < h->milters->len; i++) {
@@ -288,20 +345,69 @@ save_host(GrState *st, GrHost *h)
     }
 }
 
+/* copy_group - every key of GROUP of FROM into TO's group AS */
+static void
+copy_group(GKeyFile *from, const char *group, GKeyFile *to, const char *as)
+{
+    g_auto(GStrv) keys = g_key_file_get_keys(from, group, NULL, NULL);
+    for (guint i = 0; keys != NULL && keys[i] != NULL; i++) {
+        g_autofree char *v = g_key_file_get_value(from, group, keys[i], NULL);
+        if (v != NULL)
+            g_key_file_set_value(to, as, keys[i], v);
+    }
+}
+
+/* save_logs - the state's groups again, the logs as [log 1], [log 2]...: first those of earlier
+ * runs this one did not read, then this run's */
+static void
+save_logs(GrState *st, const GrLogPos *logs, guint n)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_auto(GStrv) groups = g_key_file_get_groups(st->kf, NULL);
+    g_autoptr(GHashTable) kept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    guint no = 0;
+    for (guint i = 0; groups[i] != NULL; i++) {
+        g_autofree char *path = log_group_path(st, groups[i]);
+        if (path == NULL) {
+            copy_group(st->kf, groups[i], kf, groups[i]);
+            continue;
+        }
+        gboolean now = FALSE;
+        for (guint j = 0; j < n && !now; j++)
+            now = strcmp(logs[j].key, path) == 0;
+        if (now || !g_hash_table_add(kept, g_strdup(path)))
+            continue; /* read by this run, or a second group for it (the first is the one read) */
+        g_autofree char *group = g_strdup_printf(LOG_PREFIX "%u", ++no);
+        g_autofree char *enc = path_encode(path);
+        copy_group(st->kf, groups[i], kf, group);
+        g_key_file_set_value(kf, group, "path", enc);
+    }
+    for (guint i = 0; i < n; i++) {
+        g_autofree char *group = g_strdup_printf(LOG_PREFIX "%u", ++no);
+        g_autofree char *enc = path_encode(logs[i].key);
+        g_key_file_set_value(kf, group, "path", enc);
+        g_key_file_set_uint64(kf, group, "device", logs[i].device);
+        g_key_file_set_uint64(kf, group, "inode", logs[i].inode);
+        g_key_file_set_uint64(kf, group, "offset", logs[i].offset);
+        g_key_file_set_uint64(kf, group, "line", logs[i].line);
+        g_key_file_set_int64(kf, group, "last_ts", logs[i].last_ts);
+        if (logs[i].has_fingerprint) {
+            char fp[GR_FP_HEX + 1];
+            g_snprintf(fp, sizeof fp, "%016" G_GINT64_MODIFIER "x", logs[i].fingerprint);
+            g_key_file_set_value(kf, group, "fingerprint", fp);
+        }
+    }
+    g_key_file_unref(st->kf);
+    st->kf = g_steal_pointer(&kf);
+}
+
 /* gr_state_save - positions and hosts, written atomically (temporary file, fsync, rename) */
 gboolean
 gr_state_save(GrState *st, GrModel *m, const GrLogPos *logs, guint n, GError **error)
 {
     g_key_file_set_integer(st->kf, GROUP_MAIN, "version", GR_STATE_VERSION);
     g_key_file_set_int64(st->kf, GROUP_MAIN, "updated", (gint64)time(NULL));
-    for (guint i = 0; i < n; i++) {
-        g_autofree char *group = g_strconcat(LOG_PREFIX, logs[i].path, NULL);
-        g_key_file_set_uint64(st->kf, group, "device", logs[i].device);
-        g_key_file_set_uint64(st->kf, group, "inode", logs[i].inode);
-        g_key_file_set_uint64(st->kf, group, "offset", logs[i].offset);
-        g_key_file_set_uint64(st->kf, group, "line", logs[i].line);
-        g_key_file_set_int64(st->kf, group, "last_ts", logs[i].last_ts);
-    }
+    save_logs(st, logs, n);
     GPtrArray *hosts = gr_model_hosts(m);
     for (guint i = 0; i < hosts->len; i++)
         save_host(st, hosts->pdata[i]);
