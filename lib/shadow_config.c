@@ -76,6 +76,9 @@
 /* socket_mode: permission bits only, no setuid, setgid or sticky bit. */
 #define SOCKET_MODE_MAX 0777
 
+/* user, group: the longest account name useradd(8) and adduser(8) accept. */
+#define ACCOUNT_NAME_MAX 32
+
 /* A timeout of 0 would fail every call at once. */
 #define TIMEOUT_MIN_MS 1
 
@@ -179,6 +182,7 @@ typedef enum {
     VALUE_WORD,        /* char *: non-empty, no blanks */
     VALUE_HOST,        /* char *: a word; empty means the machine's host name */
     VALUE_OWNER,       /* char *: user or user:group; empty means NULL */
+    VALUE_ACCOUNT,     /* char *: a user or group name; empty means NULL */
     VALUE_FACILITY,    /* int: LOG_* */
     VALUE_MODE,        /* guint: octal permission bits */
     VALUE_CONNECTIONS, /* guint: 1..65535 */
@@ -214,6 +218,9 @@ static const KeyRule shadowd_keys[] = {
     { "reply", VALUE_REPLY, G_STRUCT_OFFSET(ShadowConfig, reply) },
     { "content", VALUE_CONTENT, G_STRUCT_OFFSET(ShadowConfig, content) },
     { "host", VALUE_HOST, G_STRUCT_OFFSET(ShadowConfig, host) },
+    { "user", VALUE_ACCOUNT, G_STRUCT_OFFSET(ShadowConfig, user) },
+    { "group", VALUE_ACCOUNT, G_STRUCT_OFFSET(ShadowConfig, group) },
+    { "allow_root", VALUE_BOOLEAN, G_STRUCT_OFFSET(ShadowConfig, allow_root) },
 };
 
 static const KeyRule milter_keys[] = {
@@ -590,6 +597,9 @@ shadow_config_new_default(void)
     config->reply = SHADOW_REPLY_IMMEDIATE;
     config->content = SHADOW_CONTENT_CHAINED;
     config->host = g_strdup(g_get_host_name());
+    config->user = NULL;
+    config->group = NULL;
+    config->allow_root = FALSE;
     config->milters = g_ptr_array_new_with_free_func(milter_config_free);
     return config;
 }
@@ -608,6 +618,8 @@ shadow_config_free(ShadowConfig *config)
     g_free(config->socket_owner);
     g_free(config->spool_dir);
     g_free(config->host);
+    g_free(config->user);
+    g_free(config->group);
     if (config->milters != NULL)
         g_ptr_array_unref(config->milters);
     g_free(config);
@@ -874,6 +886,20 @@ check_owner(const char *text)
     return colon == NULL || (colon[1] != '\0' && strchr(colon + 1, ':') == NULL);
 }
 
+/* check_account - 1..32 letters, digits, '.', '_' or '-', not starting with '-' */
+static gboolean
+check_account(const char *text)
+{
+    gsize len = strlen(text);
+
+    if (len == 0 || len > ACCOUNT_NAME_MAX || text[0] == '-')
+        return FALSE;
+    for (const char *p = text; *p; p++)
+        if (!g_ascii_isalnum(*p) && *p != '.' && *p != '_' && *p != '-')
+            return FALSE;
+    return TRUE;
+}
+
 /* replace_string - free *field and store value there */
 static void
 replace_string(gpointer field, char *value)
@@ -948,6 +974,14 @@ set_value(const KeyRule *rule, const char *text, gpointer base, GError **error)
     case VALUE_OWNER:
         if (*text != '\0' && !check_owner(text))
             return value_error(error, "bad owner \"%s\" (want user or user:group)", text);
+        replace_string(field, *text != '\0' ? g_strdup(text) : NULL);
+        return TRUE;
+    case VALUE_ACCOUNT:
+        if (*text != '\0' && !check_account(text))
+            return value_error(error,
+                               "bad name \"%s\" (want 1..%d letters, digits, '.', '_' or '-', "
+                               "not starting with '-')",
+                               text, ACCOUNT_NAME_MAX);
         replace_string(field, *text != '\0' ? g_strdup(text) : NULL);
         return TRUE;
     case VALUE_FACILITY:

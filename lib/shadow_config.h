@@ -102,6 +102,9 @@ typedef struct {
     ShadowReplyMode reply; /* key reply, immediate | wait, default immediate */
     ShadowContentMode content; /* key content, chained | independent, default chained */
     char *host;                /* key host, default: the machine's host name */
+    char *user;                /* key user: drop to this user when started as root, default NULL */
+    char *group;               /* key group: and this group, default NULL (the user's own group) */
+    gboolean allow_root;       /* key allow_root: go on as root without user, default false */
     GPtrArray *milters;        /* ShadowMilterConfig *, in file (chain) order, enabled or not */
 } ShadowConfig;
 

@@ -42,6 +42,7 @@ static const char *const shadowd_key_names[] = {
     "listen",      "event_log",    "pid_file",        "syslog_facility", "syslog_ident",
     "socket_mode", "socket_owner", "max_connections", "spool_memory",    "spool_dir",
     "max_message", "backlog",      "reply",           "content",         "host",
+    "user",        "group",        "allow_root",
 };
 static const char *const milter_key_names[] = {
     "connect", "enabled", "connect_timeout", "command_timeout", "eom_timeout",
@@ -218,6 +219,9 @@ config_diff(const ShadowConfig *got, const ShadowConfig *want)
     diff_num(out, "reply", got->reply, want->reply);
     diff_num(out, "content", got->content, want->content);
     diff_str(out, "host", got->host, want->host);
+    diff_str(out, "user", got->user, want->user);
+    diff_str(out, "group", got->group, want->group);
+    diff_num(out, "allow_root", (guint64)got->allow_root, (guint64)want->allow_root);
     diff_num(out, "milters", got->milters->len, want->milters->len);
     for (guint i = 0; i < got->milters->len && i < want->milters->len; i++)
         diff_milter(out, g_ptr_array_index(got->milters, i), g_ptr_array_index(want->milters, i));
@@ -257,6 +261,9 @@ want_defaults(void)
     c->reply = SHADOW_REPLY_IMMEDIATE;
     c->content = SHADOW_CONTENT_CHAINED;
     c->host = g_strdup(g_get_host_name());
+    c->user = NULL;
+    c->group = NULL;
+    c->allow_root = FALSE;
     c->milters = g_ptr_array_new();
     return c;
 }
@@ -605,6 +612,12 @@ field_text(const ShadowConfig *c, const char *key)
         return g_strdup(c->content == SHADOW_CONTENT_INDEPENDENT ? "independent" : "chained");
     if (strcmp(key, "host") == 0)
         return g_strdup(c->host);
+    if (strcmp(key, "user") == 0)
+        return g_strdup(c->user ? c->user : "(null)");
+    if (strcmp(key, "group") == 0)
+        return g_strdup(c->group ? c->group : "(null)");
+    if (strcmp(key, "allow_root") == 0)
+        return g_strdup(c->allow_root ? "true" : "false");
     ck_assert_ptr_nonnull(m);
     if (strcmp(key, "connect") == 0)
         return address_text(&m->connect);
@@ -662,6 +675,17 @@ START_TEST(test_key_values)
         { FALSE, "content", "chained", "chained" },
         { FALSE, "host", "mx1.example.org", "mx1.example.org" },
         { FALSE, "host", "", NULL },
+        { FALSE, "user", "", "(null)" },
+        { FALSE, "user", "shadowd", "shadowd" },
+        { FALSE, "user", "_milter.shadow-2", "_milter.shadow-2" },
+        { FALSE, "user", "abcdefghijklmnopqrstuvwxyz012345", "abcdefghijklmnopqrstuvwxyz012345" },
+        { FALSE, "group", "", "(null)" },
+        { FALSE, "group", "postfix", "postfix" },
+        { FALSE, "group", "shadowd  ", "shadowd" },
+        { FALSE, "allow_root", "true", "true" },
+        { FALSE, "allow_root", "false", "false" },
+        { FALSE, "allow_root", "1", "true" },
+        { FALSE, "allow_root", "0", "false" },
         { TRUE, "connect", "inet:8891@127.0.0.1",
           "inet spec=inet:8891@127.0.0.1 path=(null) host=127.0.0.1 port=8891" },
         { TRUE, "connect", "local:/run/opendkim/opendkim.sock",
@@ -748,6 +772,9 @@ static const char full_text[] = "# every key\n"
                                 "reply = wait\n"
                                 "content = independent\n"
                                 "host = mx1.example.org\n"
+                                "user = shadowd\n"
+                                "group = postfix\n"
+                                "allow_root = true\n"
                                 "\n"
                                 "; the first child\n"
                                 "[milter spamd]\n"
@@ -765,7 +792,7 @@ static const char full_text[] = "# every key\n"
 START_TEST(test_full_file)
 {
     g_autoptr(ShadowConfig) want = g_new0(ShadowConfig, 1);
-    ShadowMilterConfig *spamd = new_milter("spamd", "inet:[::1]:783", 20);
+    ShadowMilterConfig *spamd = new_milter("spamd", "inet:[::1]:783", 23);
     g_autoptr(GRegex) lf = g_regex_new("\n", 0, 0, NULL);
     g_autofree char *crlf_text = g_regex_replace_literal(lf, full_text, -1, 0, "\r\n", 0, NULL);
     const char *texts[] = { full_text, crlf_text };
@@ -785,6 +812,9 @@ START_TEST(test_full_file)
     want->reply = SHADOW_REPLY_WAIT;
     want->content = SHADOW_CONTENT_INDEPENDENT;
     want->host = g_strdup("mx1.example.org");
+    want->user = g_strdup("shadowd");
+    want->group = g_strdup("postfix");
+    want->allow_root = TRUE;
     want->milters = g_ptr_array_new_with_free_func(free_milter);
     spamd->enabled = FALSE;
     spamd->connect_timeout_ms = 250;
@@ -792,7 +822,7 @@ START_TEST(test_full_file)
     spamd->eom_timeout_ms = 300000;
     g_ptr_array_add(want->milters, spamd);
     g_ptr_array_add(want->milters,
-                    new_milter("dkim.sign-2_X", "local:/run/opendkim/opendkim.sock", 28));
+                    new_milter("dkim.sign-2_X", "local:/run/opendkim/opendkim.sock", 31));
 
     for (gsize i = 0; i < G_N_ELEMENTS(texts); i++) {
         g_autoptr(ShadowConfig) got = load_ok(i == 0 ? "full.conf" : "full-crlf.conf", texts[i]);
@@ -1038,6 +1068,26 @@ static const struct {
       "2: [shadowd] socket_owner: bad owner \":postfix\" (want user or user:group)" },
     { "owner_no_group", "[shadowd]\nsocket_owner = shadowd:\n", 0, SHADOW_CONFIG_ERROR_VALUE,
       "2: [shadowd] socket_owner: bad owner \"shadowd:\" (want user or user:group)" },
+    { "user_blank", "[shadowd]\nuser = shadow d\n", 0, SHADOW_CONFIG_ERROR_VALUE,
+      "2: [shadowd] user: bad name \"shadow d\" (want 1..32 letters, digits, '.', '_' or '-', "
+      "not starting with '-')" },
+    { "user_colon", "[shadowd]\nuser = shadowd:postfix\n", 0, SHADOW_CONFIG_ERROR_VALUE,
+      "2: [shadowd] user: bad name \"shadowd:postfix\" (want 1..32 letters, digits, '.', '_' or "
+      "'-', not starting with '-')" },
+    { "user_dash", "[shadowd]\nuser = -shadowd\n", 0, SHADOW_CONFIG_ERROR_VALUE,
+      "2: [shadowd] user: bad name \"-shadowd\" (want 1..32 letters, digits, '.', '_' or '-', "
+      "not starting with '-')" },
+    { "user_long", "[shadowd]\nuser = abcdefghijklmnopqrstuvwxyz0123456\n", 0,
+      SHADOW_CONFIG_ERROR_VALUE,
+      "2: [shadowd] user: bad name \"abcdefghijklmnopqrstuvwxyz0123456\" (want 1..32 letters, "
+      "digits, '.', '_' or '-', not starting with '-')" },
+    { "group_slash", "[shadowd]\ngroup = mail/postfix\n", 0, SHADOW_CONFIG_ERROR_VALUE,
+      "2: [shadowd] group: bad name \"mail/postfix\" (want 1..32 letters, digits, '.', '_' or "
+      "'-', not starting with '-')" },
+    { "allow_root_yes", "[shadowd]\nallow_root = yes\n", 0, SHADOW_CONFIG_ERROR_VALUE,
+      "2: [shadowd] allow_root: bad boolean \"yes\" (want true or false)" },
+    { "user_in_milter", "[milter a]\n" CONNECT "user = shadowd\n", 0, SHADOW_CONFIG_ERROR_KEY,
+      "3: [milter a] user: unknown key (it belongs in [shadowd])" },
     { "bad_escape", "[shadowd]\nevent_log = /var/log/\\q.log\n", 0, SHADOW_CONFIG_ERROR_VALUE,
       "2: [shadowd] event_log: bad escape sequence in \"/var/log/\\q.log\"" },
     { "control_char", "[shadowd]\nevent_log = /var/log/a\\tb.log\n", 0, SHADOW_CONFIG_ERROR_VALUE,

@@ -112,7 +112,7 @@ class Bed:
         self.shadowd_port = free_port()
         conf = os.path.join(self.dir, "shadowd.conf")
         with open(conf, "w") as f:
-            f.write("[shadowd]\nlisten = inet:%d@127.0.0.1\nevent_log = %s\n"
+            f.write("[shadowd]\nallow_root = true\nlisten = inet:%d@127.0.0.1\nevent_log = %s\n"
                     "reply = %s\ncontent = %s\n%s" % (self.shadowd_port, self.events, reply, content,
                                                      extra))
             for name, port, _ in self.milters:
@@ -355,7 +355,7 @@ def case_unix_socket(bed):
     group = grp.getgrgid(nobody.pw_gid).gr_name
     conf = os.path.join(bed.dir, "shadowd.conf")
     with open(conf, "w") as f:
-        f.write("[shadowd]\nlisten = unix:%s\nevent_log = %s\nsocket_mode = 0640\n"
+        f.write("[shadowd]\nallow_root = true\nlisten = unix:%s\nevent_log = %s\nsocket_mode = 0640\n"
                 "socket_owner = nobody:%s\n\n[milter a]\nconnect = inet:%d@127.0.0.1\n"
                 % (sock, bed.events, group, bed.milters[0][1]))
     err = os.path.join(bed.dir, "shadowd.err")
@@ -385,7 +385,7 @@ def case_daemon_pid_file(bed):
     pid_file = os.path.join(bed.dir, "shadowd.pid")
     port = free_port()
     with open(conf, "w") as f:
-        f.write("[shadowd]\nlisten = inet:%d@127.0.0.1\nevent_log = %s\npid_file = %s\n"
+        f.write("[shadowd]\nallow_root = true\nlisten = inet:%d@127.0.0.1\nevent_log = %s\npid_file = %s\n"
                 % (port, bed.events, pid_file))
     r = subprocess.run([SHADOWD, "-c", conf], capture_output=True, text=True,
                        timeout=WAIT_SECONDS)

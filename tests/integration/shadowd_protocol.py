@@ -235,7 +235,7 @@ class PBed(Bed):
         self.shadowd_port = free_port()
         self.conf = os.path.join(self.dir, "shadowd.conf")
         with open(self.conf, "w") as f:
-            f.write("[shadowd]\nlisten = inet:%d@127.0.0.1\nevent_log = %s\n"
+            f.write("[shadowd]\nallow_root = true\nlisten = inet:%d@127.0.0.1\nevent_log = %s\n"
                     "reply = %s\ncontent = %s\nhost = tb\n"
                     % (self.shadowd_port, self.events, reply, content))
             for k, v in (extra or {}).items():
