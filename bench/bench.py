@@ -261,7 +261,7 @@ class Setup:
                 spec = self._spec(transport, "shadowd")
                 conf = os.path.join(self.dir, "shadowd.conf")
                 with open(conf, "w") as f:
-                    f.write("[shadowd]\nallow_root = true\n")
+                    f.write("[shadowd]\n")
                     f.write(f"listen = {spec}\n")
                     f.write(f"event_log = {self.dir}/events.log\n")
                     f.write(f"pid_file = {self.dir}/shadowd.pid\n")
