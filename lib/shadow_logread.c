@@ -679,16 +679,50 @@ tables_init(void)
     g_once_init_leave(&done, 1);
 }
 
+/* name_parse - index of the NUL-terminated s in an initialised table, or -1 */
+static int
+name_parse(const NameTable *t, const char *s)
+{
+    return name_lookup(t, s, strlen(s));
+}
+
+/* stage_parse, action_parse, outcome_parse - record names to enums (tables initialised) */
+static gboolean
+stage_parse(const char *s, ShadowStage *out)
+{
+    int k = name_parse(&stages, s);
+    if (k < 0)
+        return FALSE;
+    *out = (ShadowStage)k;
+    return TRUE;
+}
+
+static gboolean
+action_parse(const char *s, ShadowAction *out)
+{
+    int k = name_parse(&actions, s);
+    if (k < 0)
+        return FALSE;
+    *out = (ShadowAction)k;
+    return TRUE;
+}
+
+static gboolean
+outcome_parse(const char *s, ShadowOutcome *out)
+{
+    int k = name_parse(&outcomes, s);
+    if (k < 0)
+        return FALSE;
+    *out = (ShadowOutcome)k;
+    return TRUE;
+}
+
 /* shadow_log_stage_parse - a stage name as records write it */
 gboolean
 shadow_log_stage_parse(const char *s, ShadowStage *out)
 {
     tables_init();
-    int k = name_lookup(&stages, s, strlen(s));
-    if (k < 0)
-        return FALSE;
-    *out = (ShadowStage)k;
-    return TRUE;
+    return stage_parse(s, out);
 }
 
 /* shadow_log_action_parse - a verdict action name */
@@ -696,11 +730,7 @@ gboolean
 shadow_log_action_parse(const char *s, ShadowAction *out)
 {
     tables_init();
-    int k = name_lookup(&actions, s, strlen(s));
-    if (k < 0)
-        return FALSE;
-    *out = (ShadowAction)k;
-    return TRUE;
+    return action_parse(s, out);
 }
 
 /* shadow_log_outcome_parse - a message outcome name */
@@ -708,11 +738,7 @@ gboolean
 shadow_log_outcome_parse(const char *s, ShadowOutcome *out)
 {
     tables_init();
-    int k = name_lookup(&outcomes, s, strlen(s));
-    if (k < 0)
-        return FALSE;
-    *out = (ShadowOutcome)k;
-    return TRUE;
+    return outcome_parse(s, out);
 }
 
 /* digits - n decimal digits at s, or -1 */
@@ -955,7 +981,7 @@ get_rcpts(Build *b, Field f, const ShadowLogRcpt **out, guint *n_out)
             return FALSE;
         if (v[k].rcpt == NULL)
             return bad(b, name, "a recipient without \"rcpt\"");
-        if (action == NULL || !shadow_log_action_parse(action, &v[k].action) ||
+        if (action == NULL || !action_parse(action, &v[k].action) ||
             (v[k].action != SHADOW_ACTION_REJECT && v[k].action != SHADOW_ACTION_TEMPFAIL))
             return bad(b, name, "\"action\" is not reject or tempfail");
     }
@@ -1003,7 +1029,7 @@ get_stage(Build *b, ShadowStage *out)
     *out = SHADOW_STAGE_NONE;
     if (!get_str(b, F_STAGE, &s))
         return FALSE;
-    if (s != NULL && !shadow_log_stage_parse(s, out))
+    if (s != NULL && !stage_parse(s, out))
         return bad(b, "stage", "not a stage name");
     return TRUE;
 }
@@ -1016,7 +1042,7 @@ build_verdict(Build *b, ShadowLogVerdict *v)
     const JNode *lat = b->slots[F_LATENCY_US];
     if (!need_str(b, F_MILTER, &v->milter) || !need_str(b, F_ACTION, &action))
         return FALSE;
-    if (!shadow_log_action_parse(action, &v->action))
+    if (!action_parse(action, &v->action))
         return bad(b, "action", "not a verdict action");
     if (!get_stage(b, &v->stage) || !get_bool(b, F_CONNECTION, &v->connection) ||
         !get_str(b, F_REPLY, &v->reply) || !get_str(b, F_REASON, &v->reason) ||
@@ -1058,7 +1084,7 @@ build_message(Build *b, ShadowLogMessage *m)
         !get_strings(b, F_UNKNOWN, &m->unknown, &m->n_unknown) ||
         !get_int(b, F_DURATION_MS, &m->duration_ms))
         return FALSE;
-    if (!shadow_log_outcome_parse(outcome, &m->outcome))
+    if (!outcome_parse(outcome, &m->outcome))
         return bad(b, "outcome", "not an outcome");
     if (mta != NULL && strcmp(mta, "ended") != 0 && strcmp(mta, "aborted") != 0)
         return bad(b, "mta", "not \"ended\" or \"aborted\"");
