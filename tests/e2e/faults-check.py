@@ -8,7 +8,7 @@ log/maillog (Postfix), steady.log (the intact child's log), times (the fault tim
 the driver wrote: "kill", "ready", "stop", "cont" lines of epoch seconds).
 
 Children, in chain order: "killed" (SIGKILLed, restarted on the same port; adds a
-header when intact), "stopped" (SIGSTOPped for longer than its command_timeout of 1s,
+header when intact), "stopped" (SIGSTOPped for longer than its command_timeout of 3s,
 then SIGCONTed; quarantines when intact), "steady" (never touched; rejects every
 message at eom). Prints "ok - ..." / "not ok - ..." lines and "#" notes with the counts
 per child and action.
@@ -140,11 +140,11 @@ def main():
                                           (v["reason"] or "")):
                 inflight[c] += 1
             # "no reply to CMD within N ms": N must be the timeout configured for CMD
-            # (stopped: command_timeout 1s, eom_timeout the default 60s), and shadowd cannot
+            # (stopped: command_timeout 3s, eom_timeout the default 60s), and shadowd cannot
             # have waited N ms in a connection it records as shorter than N ms
             tm = re.match(r"no reply to (SMFIC_\w+) within (\d+) ms", v["reason"] or "")
             if v["action"] == "timeout" and tm:
-                want_ms = 60000 if tm.group(1) == "SMFIC_BODYEOB" else 1000
+                want_ms = 60000 if tm.group(1) == "SMFIC_BODYEOB" else 3000
                 cl = closes.get(m["conn"])
                 if int(tm.group(2)) != want_ms:
                     untrue.append("%s: %r, but %s's timeout is %d ms" % (m["queue_id"], v["reason"],
