@@ -166,6 +166,8 @@ job_free(ShadowJob *j)
     g_free(j);
 }
 
+static void reply_timeout(ShadowDeadline *d, gpointer data);
+
 /* shadow_child_new - a child for one session, not yet connected */
 ShadowChild *
 shadow_child_new(ShadowSession *s, const ShadowMilterConfig *cfg, guint index)
@@ -176,28 +178,18 @@ shadow_child_new(ShadowSession *s, const ShadowMilterConfig *cfg, guint index)
     c->cfg = cfg;
     c->index = index;
     c->state = CHILD_CONNECTING;
+    shadow_deadline_init(&c->timer, reply_timeout, c);
     c->decoder = milter_decoder_new(MILTER_DIR_REPLY, 0);
     c->symlists = g_ptr_array_new_with_free_func(g_free);
     g_queue_init(&c->jobs);
     return c;
 }
 
-/* stop_timer - disarm the reply timeout (its source stays, for the next command) */
+/* stop_timer - disarm the reply timeout */
 static void
 stop_timer(ShadowChild *c)
 {
-    if (c->timer)
-        g_source_set_ready_time(c->timer, -1);
-}
-
-/* drop_timer - destroy the reply timeout's source */
-static void
-drop_timer(ShadowChild *c)
-{
-    if (c->timer) {
-        g_source_destroy(c->timer);
-        g_clear_pointer(&c->timer, g_source_unref);
-    }
+    shadow_deadline_disarm(&c->timer);
 }
 
 /* shadow_child_free - free a child (after it is dead) */
@@ -208,7 +200,7 @@ shadow_child_free(ShadowChild *c)
 
     if (c == NULL)
         return;
-    drop_timer(c);
+    stop_timer(c);
     if (c->conn) {
         shadow_conn_close(c->conn);
         g_clear_pointer(&c->conn, shadow_conn_unref);
@@ -284,7 +276,7 @@ shadow_child_kill(ShadowChild *c, ShadowAction why, const char *reason)
     c->state = CHILD_DEAD;
     c->dead_action = why;
     c->dead_reason = g_strdup(reason);
-    drop_timer(c);
+    stop_timer(c);
     if (c->conn) {
         shadow_conn_close(c->conn);
         g_clear_pointer(&c->conn, shadow_conn_unref);
@@ -306,8 +298,8 @@ shadow_child_kill(ShadowChild *c, ShadowAction why, const char *reason)
 }
 
 /* reply_timeout - the child did not answer in time */
-static gboolean
-reply_timeout(gpointer data)
+static void
+reply_timeout(ShadowDeadline *d, gpointer data)
 {
     ShadowChild *c = data;
     guint8 code = c->current_code; /* the command waiting, not the job (a content job sends many) */
@@ -319,37 +311,20 @@ reply_timeout(gpointer data)
         shadow_child_kill(c, SHADOW_ACTION_CONTINUE, "did not close after SMFIC_QUIT");
     else
         shadow_child_kill(c, SHADOW_ACTION_TIMEOUT, why);
-    return G_SOURCE_CONTINUE; /* the kill destroyed the source */
+    (void)d;
 }
-
-/* timer_dispatch - the deadline passed: disarm, then the callback */
-static gboolean
-timer_dispatch(GSource *source, GSourceFunc callback, gpointer data)
-{
-    g_source_set_ready_time(source, -1);
-    return callback(data);
-}
-
-static GSourceFuncs timer_funcs = { NULL, NULL, timer_dispatch, NULL, NULL, NULL };
 
 /*
  * start_timer - (re)arm the reply timeout for a command
  *
- * One source per child, re-armed by its ready time: a new timeout source
- * per command (several per message per child) cost an allocation and a
- * context change each.
+ * A deadline in the shared heap (deadline.h), armed and disarmed for every
+ * command: a GSource per child, or its ready time, cost a wakeup each.
  */
 static void
 start_timer(ShadowChild *c, guint8 code)
 {
-    guint ms = code == SMFIC_BODYEOB ? c->cfg->eom_timeout_ms : c->cfg->command_timeout_ms;
-
-    if (c->timer == NULL) {
-        c->timer = g_source_new(&timer_funcs, sizeof(GSource));
-        g_source_set_callback(c->timer, reply_timeout, c, NULL);
-        g_source_attach(c->timer, NULL);
-    }
-    g_source_set_ready_time(c->timer, g_get_monotonic_time() + (gint64)ms * 1000);
+    shadow_deadline_arm(&c->timer, code == SMFIC_BODYEOB ? c->cfg->eom_timeout_ms
+                                                         : c->cfg->command_timeout_ms);
 }
 
 /* send_packet - write bytes; if a reply is due, make j the current job */

@@ -15,9 +15,15 @@
  *	prepare step of a flusher source that runs before the loop polls: a
  *	macro packet and its command, or the several packets one event makes
  *	for one peer, leave in one send(2), and nothing waits longer than the
- *	rest of the current iteration. The fd watch is changed only when the
- *	conditions change, and sources may recurse, so GLib does not block and
- *	unblock them around each dispatch: each of those costs a wakeup.
+ *	rest of the current iteration.
+ *
+ *	Every socket is watched by one epoll(7) set behind one GSource (the
+ *	poller), not by a GSource each: GLib polls all its sources' fds with
+ *	poll(2) and walks every source twice per iteration, and adding,
+ *	changing or removing a source's fd signals the context's wakeup
+ *	eventfd (a write, then an extra iteration to read it). With the
+ *	poller, an iteration costs what is ready, and a watch change is one
+ *	epoll_ctl(2).
  */
 
 /* Build configuration. */
@@ -30,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -41,6 +48,7 @@
 
 /* Application-specific. */
 #include "conn.h"
+#include "deadline.h"
 
 /* Bytes read per read(2). */
 #define CONN_READ_SIZE 65536
@@ -48,19 +56,23 @@
 /* Listen backlog: the MTA opens one connection per SMTP session. */
 #define CONN_LISTEN_BACKLOG 512
 
+/* Ready sockets taken per poller dispatch; more wait for the next iteration. */
+#define CONN_EPOLL_BATCH 256
+
 struct _ShadowConn {
     guint refs;
     int fd;
     char *peer;
     ShadowConnFuncs funcs;
     gpointer user;
-    GSource *source; /* fd watch (a ConnSource) */
-    GSource *timer;  /* connect timeout */
-    GByteArray *out; /* queued output */
-    gsize out_off;   /* bytes of out already written */
+    gboolean watched;     /* in the poller's epoll set */
+    ShadowDeadline timer; /* connect timeout */
+    GByteArray *out;      /* queued output */
+    gsize out_off;        /* bytes of out already written */
     gboolean connecting;
     gboolean closed;
     int write_errno;       /* a write failed outside a dispatch: reported from the loop */
+    const char *fail_what; /* what failed so: "write", "epoll_ctl" */
     gboolean deferred;     /* inside shadow_conn_write: report failures later */
     GSource *report;       /* the idle source that reports it */
     GIOCondition watching; /* what the fd watch asks for now */
@@ -72,14 +84,11 @@ struct _ShadowConn {
 static GPtrArray *dirty_conns;
 static GSource *flusher;
 
-static void conn_watch(ShadowConn *c, GIOCondition cond);
+/* The poller: one epoll set for every socket, on one source. */
+static int poll_fd = -1;
+static GSource *poller;
 
-/* ConnSource - a GSource watching one fd whose conditions can change */
-typedef struct {
-    GSource base;
-    gpointer tag;
-    ShadowConn *conn;
-} ConnSource;
+static void conn_watch(ShadowConn *c, GIOCondition cond);
 
 /* shadow_conn_ref - take a reference */
 ShadowConn *
@@ -174,22 +183,73 @@ fail(ShadowConn *c, const char *what, int err)
     emit(c, SHADOW_CONN_FAILED, error);
 }
 
-/* source_dispatch - fd readiness: hand the conditions to conn_watch */
-static gboolean
-source_dispatch(GSource *source, GSourceFunc callback, gpointer data)
+/* epoll_cond - epoll events as GLib conditions */
+static GIOCondition
+epoll_cond(guint32 ev)
 {
-    ConnSource *cs = (ConnSource *)source;
-    ShadowConn *c = shadow_conn_ref(cs->conn);
+    return (ev & EPOLLIN ? G_IO_IN : 0) | (ev & EPOLLOUT ? G_IO_OUT : 0) |
+           (ev & EPOLLERR ? G_IO_ERR : 0) | (ev & EPOLLHUP ? G_IO_HUP : 0);
+}
 
-    conn_watch(c, g_source_query_unix_fd(source, cs->tag));
-    shadow_conn_unref(c);
+/*
+ * poller_dispatch - the epoll set is readable: run the ready sockets
+ *
+ * Every socket in the set is alive (closing takes it out), so the batch is
+ * referenced before any callback runs: a callback may close or drop any
+ * other connection of the batch, which then sees its closed flag.
+ */
+static gboolean
+poller_dispatch(GSource *source, GSourceFunc callback, gpointer data)
+{
+    struct epoll_event ev[CONN_EPOLL_BATCH];
+    int n;
+
+    (void)source;
+    (void)callback;
+    (void)data;
+    do
+        n = epoll_wait(poll_fd, ev, CONN_EPOLL_BATCH, 0);
+    while (n < 0 && errno == EINTR);
+    for (int i = 0; i < n; i++)
+        shadow_conn_ref(ev[i].data.ptr);
+    for (int i = 0; i < n; i++) {
+        ShadowConn *c = ev[i].data.ptr;
+
+        conn_watch(c, epoll_cond(ev[i].events));
+        shadow_conn_unref(c);
+    }
     return G_SOURCE_CONTINUE;
 }
 
-static GSourceFuncs conn_source_funcs = { NULL, NULL, source_dispatch, NULL, NULL, NULL };
+static GSourceFuncs poller_funcs = { NULL, NULL, poller_dispatch, NULL, NULL, NULL };
+
+/* poller_start - the epoll set and its source, once; 0 or an errno */
+static int
+poller_start(void)
+{
+    if (poller)
+        return 0;
+    poll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (poll_fd < 0)
+        return errno; /* out of fds or memory: this connection fails, the next tries again */
+    poller = g_source_new(&poller_funcs, sizeof(GSource));
+    g_source_set_name(poller, "shadowd sockets");
+    g_source_add_unix_fd(poller, poll_fd, G_IO_IN);
+    g_source_set_can_recurse(poller, TRUE);
+    g_source_attach(poller, NULL);
+    return 0;
+}
+
+/* epoll_events - GLib conditions as epoll events */
+static guint32
+epoll_events(GIOCondition want)
+{
+    return (want & G_IO_IN ? EPOLLIN : 0) | (want & G_IO_OUT ? EPOLLOUT : 0);
+}
 
 static gboolean flush(ShadowConn *c);
 static void update_watch(ShadowConn *c);
+static void defer_fail(ShadowConn *c, const char *what, int err);
 
 /* flusher_prepare - before the loop polls: send what this iteration queued */
 static gboolean
@@ -246,14 +306,16 @@ update_watch(ShadowConn *c)
 {
     GIOCondition want = G_IO_IN;
 
-    if (c->closed || c->source == NULL)
+    if (c->closed || !c->watched)
         return;
     if (c->connecting || shadow_conn_pending(c) > 0)
         want |= G_IO_OUT;
     if (want == c->watching)
         return;
     c->watching = want;
-    g_source_modify_unix_fd(c->source, ((ConnSource *)c->source)->tag, want);
+    struct epoll_event ev = { .events = epoll_events(want), .data.ptr = c };
+    if (epoll_ctl(poll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0 && c->write_errno == 0)
+        defer_fail(c, "epoll_ctl", errno);
 }
 
 /* report_write_error - idle callback: the deferred write failure */
@@ -264,16 +326,17 @@ report_write_error(gpointer data)
 
     g_clear_pointer(&c->report, g_source_unref);
     if (!c->closed)
-        fail(c, "write", c->write_errno);
+        fail(c, c->fail_what, c->write_errno);
     shadow_conn_unref(c);
     return G_SOURCE_REMOVE;
 }
 
-/* defer_fail - remember a write failure and report it from the main loop */
+/* defer_fail - remember a failure of what and report it from the main loop */
 static void
-defer_fail(ShadowConn *c, int err)
+defer_fail(ShadowConn *c, const char *what, int err)
 {
     c->write_errno = err;
+    c->fail_what = what;
     if (c->report == NULL) {
         c->report = g_idle_source_new();
         g_source_set_callback(c->report, report_write_error, c, NULL);
@@ -294,7 +357,7 @@ flush(ShadowConn *c)
             break;
         if (n < 0) {
             if (c->deferred)
-                defer_fail(c, errno);
+                defer_fail(c, "write", errno);
             else
                 fail(c, "write", errno);
             return FALSE;
@@ -329,10 +392,7 @@ conn_watch(ShadowConn *c, GIOCondition cond)
             return;
         }
         c->connecting = FALSE;
-        if (c->timer) {
-            g_source_destroy(c->timer);
-            g_clear_pointer(&c->timer, g_source_unref);
-        }
+        shadow_deadline_disarm(&c->timer);
         update_watch(c);
         emit(c, SHADOW_CONN_CONNECTED, NULL);
         if (c->closed)
@@ -364,19 +424,21 @@ conn_watch(ShadowConn *c, GIOCondition cond)
     }
 }
 
-/* attach - watch the fd on the default main context */
-static void
+/* attach - watch the fd in the poller's epoll set; 0 or an errno */
+static int
 attach(ShadowConn *c)
 {
-    ConnSource *cs = (ConnSource *)g_source_new(&conn_source_funcs, sizeof(ConnSource));
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+    int err = poller_start();
 
-    cs->conn = c;
-    cs->tag = g_source_add_unix_fd(&cs->base, c->fd, G_IO_IN);
+    if (err != 0)
+        return err;
+    if (epoll_ctl(poll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        return errno;
+    c->watched = TRUE;
     c->watching = G_IO_IN;
-    c->source = &cs->base;
-    g_source_set_can_recurse(c->source, TRUE);
-    g_source_attach(c->source, NULL);
     update_watch(c);
+    return 0;
 }
 
 /* shadow_conn_new - wrap a connected socket (takes the fd) */
@@ -392,23 +454,26 @@ shadow_conn_new(int fd, const char *peer, const ShadowConnFuncs *funcs, gpointer
     c->user = user;
     c->out = g_byte_array_new();
     c->tcp = socket_is_tcp(fd);
-    g_unix_set_fd_nonblocking(fd, TRUE, NULL);
-    shadow_socket_nodelay(fd);
-    attach(c);
+    if (!(fcntl(fd, F_GETFL) & O_NONBLOCK)) /* accept4(SOCK_NONBLOCK) made it so already */
+        g_unix_set_fd_nonblocking(fd, TRUE, NULL);
+    if (c->tcp)
+        shadow_socket_nodelay(fd);
+    int err = attach(c);
+    if (err != 0)
+        defer_fail(c, "epoll_ctl", err); /* FAILED from the loop, as a write error would be */
     return c;
 }
 
 /* connect_timeout - the connect took too long */
-static gboolean
-connect_timeout(gpointer data)
+static void
+connect_timeout(ShadowDeadline *d, gpointer data)
 {
     ShadowConn *c = shadow_conn_ref(data);
 
-    g_clear_pointer(&c->timer, g_source_unref);
+    (void)d;
     if (c->connecting)
         fail(c, "connect", ETIMEDOUT);
     shadow_conn_unref(c);
-    return G_SOURCE_REMOVE;
 }
 
 /* resolve - socket address for an inet/inet6/unix ShadowAddress */
@@ -477,7 +542,8 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
     c->user = user;
     c->out = g_byte_array_new();
     c->tcp = address->kind != SHADOW_ADDRESS_UNIX;
-    shadow_socket_nodelay(fd);
+    if (c->tcp)
+        shadow_socket_nodelay(fd);
     if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
         if (errno != EINPROGRESS) {
             int e = errno;
@@ -491,11 +557,18 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
             return NULL;
         }
         c->connecting = TRUE;
-        c->timer = g_timeout_source_new(timeout_ms);
-        g_source_set_callback(c->timer, connect_timeout, c, NULL);
-        g_source_attach(c->timer, NULL);
+        shadow_deadline_init(&c->timer, connect_timeout, c);
+        shadow_deadline_arm(&c->timer, timeout_ms);
     }
-    attach(c);
+    int err = attach(c);
+    if (err != 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "%s: epoll_ctl: %s",
+                    address->spec, g_strerror(err));
+        c->connecting = FALSE;
+        shadow_conn_close(c);
+        shadow_conn_unref(c);
+        return NULL;
+    }
     if (!c->connecting) {
         /* Connected at once (unix sockets): report it from the loop, not from here. */
         c->connecting = TRUE;
@@ -538,13 +611,10 @@ shadow_conn_close(ShadowConn *c)
         g_source_destroy(c->report);
         g_clear_pointer(&c->report, g_source_unref);
     }
-    if (c->timer) {
-        g_source_destroy(c->timer);
-        g_clear_pointer(&c->timer, g_source_unref);
-    }
-    if (c->source) {
-        g_source_destroy(c->source);
-        g_clear_pointer(&c->source, g_source_unref);
+    shadow_deadline_disarm(&c->timer);
+    if (c->watched) {
+        (void)epoll_ctl(poll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        c->watched = FALSE;
     }
     if (c->fd >= 0)
         close(c->fd);

@@ -31,6 +31,7 @@
 
 /* Application-specific. */
 #include "conn.h"
+#include "deadline.h"
 
 /*
  * Limits against the MTA's timeouts (milter-protocol notes §6). Sendmail's
@@ -103,14 +104,14 @@ struct _ShadowChild {
     guint32 version, actions, protocol; /* offered, then negotiated */
     guint32 offered_protocol;
     guint latency_negotiate_ms;
-    GPtrArray *symlists; /* MilterSymlist copies (macros owned) */
-    GQueue jobs;         /* ShadowJob * waiting to be sent */
-    ShadowJob *current;  /* sent, reply awaited */
-    guint8 current_code; /* the command awaiting its reply */
-    gint64 sent_at;      /* monotonic us when current was sent */
-    GSource *timer;      /* reply timeout */
-    gsize backlog;       /* bytes queued in jobs */
-    gsize held;          /* of which queued while the chain held it up */
+    GPtrArray *symlists;  /* MilterSymlist copies (macros owned) */
+    GQueue jobs;          /* ShadowJob * waiting to be sent */
+    ShadowJob *current;   /* sent, reply awaited */
+    guint8 current_code;  /* the command awaiting its reply */
+    gint64 sent_at;       /* monotonic us when current was sent */
+    ShadowDeadline timer; /* reply timeout */
+    gsize backlog;        /* bytes queued in jobs */
+    gsize held;           /* of which queued while the chain held it up */
 
     /* Connection-level result: accept/refusal at CONNECT or HELO. */
     ShadowAction conn_action;
