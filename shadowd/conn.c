@@ -428,7 +428,8 @@ conn_watch(ShadowConn *c, GIOCondition cond)
 static int
 attach(ShadowConn *c)
 {
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+    GIOCondition want = G_IO_IN | (c->connecting ? G_IO_OUT : 0);
+    struct epoll_event ev = { .events = epoll_events(want), .data.ptr = c };
     int err = poller_start();
 
     if (err != 0)
@@ -436,8 +437,7 @@ attach(ShadowConn *c)
     if (epoll_ctl(poll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         return errno;
     c->watched = TRUE;
-    c->watching = G_IO_IN;
-    update_watch(c);
+    c->watching = want;
     return 0;
 }
 
@@ -556,10 +556,11 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
             shadow_conn_unref(c);
             return NULL;
         }
-        c->connecting = TRUE;
         shadow_deadline_init(&c->timer, connect_timeout, c);
         shadow_deadline_arm(&c->timer, timeout_ms);
     }
+    /* Connected at once (unix sockets) or not: CONNECTED comes from the loop, not from here. */
+    c->connecting = TRUE;
     int err = attach(c);
     if (err != 0) {
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err), "%s: epoll_ctl: %s",
@@ -568,11 +569,6 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
         shadow_conn_close(c);
         shadow_conn_unref(c);
         return NULL;
-    }
-    if (!c->connecting) {
-        /* Connected at once (unix sockets): report it from the loop, not from here. */
-        c->connecting = TRUE;
-        update_watch(c);
     }
     return c;
 }

@@ -5,8 +5,8 @@
  * DESCRIPTION
  *	docs/event-log.md documents every record and field. Each record is
  *	built whole in memory and written with one write(2) to a file opened
- *	O_APPEND, so lines never interleave and a crash can only tear the last
- *	line. A failed write is reported (once until writes work again) and
+ *	O_APPEND (a message's verdicts and its message record together), so
+ *	lines never interleave and a crash can only tear the last write. A failed write is reported (once until writes work again) and
  *	never stops mail. The same outcome goes to syslog as one line per
  *	message.
  */
@@ -273,11 +273,10 @@ message_ids(ShadowJson *j, ShadowMsg *m)
     shadow_json_str(j, "message_id", m->message_id);
 }
 
-/* verdict_record - one child's verdict on one message */
+/* verdict_record - one child's verdict on one message, a line appended to out */
 static void
-verdict_record(ShadowEventLog *log, ShadowSession *s, ShadowMsg *m, const ShadowVerdict *v)
+verdict_record(GString *out, ShadowSession *s, ShadowMsg *m, const ShadowVerdict *v)
 {
-    g_autoptr(GString) out = g_string_sized_new(512);
     ShadowJson j;
 
     begin(&j, out, "verdict", s);
@@ -303,7 +302,7 @@ verdict_record(ShadowEventLog *log, ShadowSession *s, ShadowMsg *m, const Shadow
             shadow_json_int(&j, shadow_stage_name(st), (gint64)v->latency_us[st]);
     shadow_json_object_end(&j);
     shadow_json_end(&j);
-    emit(log, out);
+    g_string_append_c(out, '\n');
 }
 
 /* syslog_line - the outcome as one readable line */
@@ -336,16 +335,22 @@ syslog_line(ShadowSession *s, ShadowMsg *m, const ShadowPrediction *p)
     shadow_log_info("%s", line->str);
 }
 
-/* shadow_event_log_message - the verdicts and the "message" record of a message */
+/*
+ * shadow_event_log_message - the verdicts and the "message" record of a message
+ *
+ * All in one write(2): a message's lines stay together, and a crash can
+ * tear only the last group (the reader reports the verdicts it leaves
+ * without their message).
+ */
 void
 shadow_event_log_message(ShadowEventLog *log, ShadowSession *s, ShadowMsg *m,
                          const ShadowPrediction *p)
 {
-    g_autoptr(GString) out = g_string_sized_new(1024);
+    g_autoptr(GString) out = g_string_sized_new(1024 + 512 * m->n_children);
     ShadowJson j;
 
     for (guint i = 0; i < m->n_children; i++)
-        verdict_record(log, s, m, m->verdicts[i]);
+        verdict_record(out, s, m, m->verdicts[i]);
 
     begin(&j, out, "message", s);
     message_ids(&j, m);

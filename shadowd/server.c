@@ -115,6 +115,8 @@ shadow_server_new(ShadowConfig *config, ShadowEventLog *log, GError **error)
     server->listen_source = g_unix_fd_source_new(server->listen_fd, G_IO_IN);
     g_source_set_callback(server->listen_source, (GSourceFunc)(void (*)(void))accept_ready, server,
                           NULL);
+    /* Not blocked around each dispatch: blocking removes and re-adds its fd, two wakeups. */
+    g_source_set_can_recurse(server->listen_source, TRUE);
     g_source_attach(server->listen_source, NULL);
     return server;
 }
