@@ -111,6 +111,7 @@
 #define DEFAULT_SOCKET_MODE        0660
 #define DEFAULT_MAX_CONNECTIONS    256
 #define DEFAULT_SPOOL_MEMORY       (1 * MIB)
+#define DEFAULT_SPOOL_MEMORY_TOTAL (32 * MIB)
 #define DEFAULT_SPOOL_DIR          "/var/tmp"
 #define DEFAULT_MAX_MESSAGE        (64 * MIB)
 #define DEFAULT_BACKLOG            (4 * MIB)
@@ -212,6 +213,7 @@ static const KeyRule shadowd_keys[] = {
     { "socket_owner", VALUE_OWNER, G_STRUCT_OFFSET(ShadowConfig, socket_owner) },
     { "max_connections", VALUE_CONNECTIONS, G_STRUCT_OFFSET(ShadowConfig, max_connections) },
     { "spool_memory", VALUE_SIZE, G_STRUCT_OFFSET(ShadowConfig, spool_memory) },
+    { "spool_memory_total", VALUE_SIZE, G_STRUCT_OFFSET(ShadowConfig, spool_memory_total) },
     { "spool_dir", VALUE_PATH, G_STRUCT_OFFSET(ShadowConfig, spool_dir) },
     { "max_message", VALUE_SIZE, G_STRUCT_OFFSET(ShadowConfig, max_message) },
     { "backlog", VALUE_SIZE, G_STRUCT_OFFSET(ShadowConfig, backlog) },
@@ -591,6 +593,7 @@ shadow_config_new_default(void)
     config->socket_owner = NULL;
     config->max_connections = DEFAULT_MAX_CONNECTIONS;
     config->spool_memory = DEFAULT_SPOOL_MEMORY;
+    config->spool_memory_total = DEFAULT_SPOOL_MEMORY_TOTAL;
     config->spool_dir = g_strdup(DEFAULT_SPOOL_DIR);
     config->max_message = DEFAULT_MAX_MESSAGE;
     config->backlog = DEFAULT_BACKLOG;

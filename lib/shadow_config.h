@@ -96,10 +96,11 @@ typedef struct {
     char *socket_owner;    /* key socket_owner, "user" or "user:group", default NULL (unchanged) */
     guint max_connections; /* key max_connections, default 256, 1..65535 */
     gsize spool_memory;    /* key spool_memory, default 1M: message bytes kept in memory */
-    char *spool_dir;       /* key spool_dir, default /var/tmp: for larger messages */
-    gsize max_message;     /* key max_message, default 64M: larger messages are not shadowed */
-    gsize backlog;         /* key backlog, default 4M: bytes queued per child before overflow */
-    ShadowReplyMode reply; /* key reply, immediate | wait, default immediate */
+    gsize spool_memory_total;  /* key spool_memory_total, default 32M: all messages together */
+    char *spool_dir;           /* key spool_dir, default /var/tmp: for larger messages */
+    gsize max_message;         /* key max_message, default 64M: larger messages are not shadowed */
+    gsize backlog;             /* key backlog, default 4M: bytes queued per child before overflow */
+    ShadowReplyMode reply;     /* key reply, immediate | wait, default immediate */
     ShadowContentMode content; /* key content, chained | independent, default chained */
     char *host;                /* key host, default: the machine's host name */
     char *user;                /* key user: drop to this user when started as root, default NULL */

@@ -26,6 +26,7 @@ struct _ShadowSpool {
     gsize size;
     gsize limit;
     char *dir;
+    ShadowSpoolBudget *budget; /* charged with mem->len while in memory */
 };
 
 /* shadow_spool_new - an empty spool that moves to dir above memory_limit bytes */
@@ -50,12 +51,29 @@ shadow_spool_ref(ShadowSpool *s)
     return s;
 }
 
+/* release - give the budget back what the in-memory bytes took */
+static void
+release(ShadowSpool *s)
+{
+    if (s->budget && s->mem)
+        s->budget->used -= MIN(s->budget->used, s->mem->len);
+}
+
+/* shadow_spool_set_budget - share budget with other spools; only while empty */
+void
+shadow_spool_set_budget(ShadowSpool *s, ShadowSpoolBudget *budget)
+{
+    g_return_if_fail(s != NULL && s->size == 0);
+    s->budget = budget;
+}
+
 /* shadow_spool_free - drop a reference; the last frees and closes; NULL is allowed */
 void
 shadow_spool_free(ShadowSpool *s)
 {
     if (s == NULL || --s->refs > 0)
         return;
+    release(s);
     if (s->mem)
         g_byte_array_unref(s->mem);
     if (s->fd >= 0)
@@ -106,23 +124,34 @@ to_disk(ShadowSpool *s, GError **error)
         return FALSE;
     }
     s->fd = fd;
+    release(s);
     g_clear_pointer(&s->mem, g_byte_array_unref);
     return TRUE;
 }
 
-/* shadow_spool_append - add bytes; moves to disk when over the limit */
+/* over_budget - len more bytes in memory would take the shared budget over its limit */
+static gboolean
+over_budget(const ShadowSpool *s, gsize len)
+{
+    return s->budget && s->budget->used + len > s->budget->limit;
+}
+
+/* shadow_spool_append - add bytes; moves to disk over its limit or its budget's */
 gboolean
 shadow_spool_append(ShadowSpool *s, const guint8 *data, gsize len, GError **error)
 {
     g_return_val_if_fail(s != NULL && (data != NULL || len == 0), FALSE);
 
-    if (s->fd < 0 && s->size + len > s->limit && !to_disk(s, error))
+    if (s->fd < 0 && len > 0 && (s->size + len > s->limit || over_budget(s, len)) &&
+        !to_disk(s, error))
         return FALSE;
     if (s->fd >= 0) {
         if (!write_all(s->fd, data, len, s->dir, error))
             return FALSE;
     } else {
         g_byte_array_append(s->mem, data, (guint)len);
+        if (s->budget)
+            s->budget->used += len;
     }
     s->size += len;
     return TRUE;
@@ -225,6 +254,25 @@ shadow_message_free(ShadowMessage *m)
 /* Copy unit for spools. */
 #define SPOOL_COPY_CHUNK 65536
 
+/* shadow_message_set_budget - the memory budget of its spools, this one's and later ones */
+void
+shadow_message_set_budget(ShadowMessage *m, ShadowSpoolBudget *budget)
+{
+    m->budget = budget;
+    if (shadow_spool_size(m->body) == 0)
+        shadow_spool_set_budget(m->body, budget);
+}
+
+/* shadow_message_new_spool - an empty spool with the message's limit, directory and budget */
+ShadowSpool *
+shadow_message_new_spool(const ShadowMessage *m)
+{
+    ShadowSpool *s = shadow_spool_new(m->spool_memory, m->spool_dir);
+
+    shadow_spool_set_budget(s, m->budget);
+    return s;
+}
+
 /* shadow_message_copy - an independent copy (headers and body) */
 ShadowMessage *
 shadow_message_copy(ShadowMessage *m, GError **error)
@@ -238,6 +286,7 @@ shadow_message_copy(ShadowMessage *m, GError **error)
 
         g_ptr_array_add(c->headers, header_new(h->name, h->value));
     }
+    shadow_message_set_budget(c, m->budget);
     do {
         if (!shadow_spool_read(m->body, off, buf, SPOOL_COPY_CHUNK, &got, error) ||
             !shadow_spool_append(c->body, buf, got, error))
@@ -261,6 +310,7 @@ shadow_message_fork(const ShadowMessage *m)
     }
     c->spool_memory = m->spool_memory;
     c->spool_dir = g_strdup(m->spool_dir);
+    c->budget = m->budget;
     c->body = shadow_spool_ref(m->body);
     return c;
 }

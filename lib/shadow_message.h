@@ -21,7 +21,10 @@
  *	  does not exist appends the header.
  *
  *	ShadowSpool keeps bytes in memory up to a limit, then in an unlinked
- *	temporary file, so a large message costs disk, not memory. Spools are
+ *	temporary file, so a large message costs disk, not memory. Spools may
+ *	share a ShadowSpoolBudget, the memory they may hold together: a spool
+ *	that would take the budget over its limit moves to disk as well, so
+ *	many messages at once (children behind the MTA) cost disk too. Spools are
  *	reference counted (shadow_spool_free drops one reference), so that
  *	shadow_message_fork() shares the body of a copy whose headers change.
  * DIAGNOSTICS
@@ -38,9 +41,16 @@ G_BEGIN_DECLS
 /* ShadowSpool - bytes in memory up to a limit, then in a temp file */
 typedef struct _ShadowSpool ShadowSpool;
 
+/* ShadowSpoolBudget - memory the spools sharing it may hold together */
+typedef struct {
+    gsize limit; /* bytes; may change while spools hold memory */
+    gsize used;  /* bytes held in memory now */
+} ShadowSpoolBudget;
+
 ShadowSpool *shadow_spool_new(gsize memory_limit, const char *dir);
 void shadow_spool_free(ShadowSpool *s);
 ShadowSpool *shadow_spool_ref(ShadowSpool *s);
+void shadow_spool_set_budget(ShadowSpool *s, ShadowSpoolBudget *budget);
 gboolean shadow_spool_append(ShadowSpool *s, const guint8 *data, gsize len, GError **error);
 gsize shadow_spool_size(const ShadowSpool *s);
 gboolean shadow_spool_on_disk(const ShadowSpool *s);
@@ -57,11 +67,14 @@ typedef struct {
 typedef struct {
     GPtrArray *headers; /* ShadowHeader *, in order */
     ShadowSpool *body;
-    gsize spool_memory; /* for body replacements */
+    gsize spool_memory;        /* for body replacements */
+    ShadowSpoolBudget *budget; /* shared by its spools and copies, or NULL */
     char *spool_dir;
 } ShadowMessage;
 
 ShadowMessage *shadow_message_new(gsize spool_memory, const char *spool_dir);
+void shadow_message_set_budget(ShadowMessage *m, ShadowSpoolBudget *budget);
+ShadowSpool *shadow_message_new_spool(const ShadowMessage *m);
 void shadow_message_free(ShadowMessage *m);
 ShadowMessage *shadow_message_copy(ShadowMessage *m, GError **error);
 ShadowMessage *shadow_message_fork(const ShadowMessage *m);

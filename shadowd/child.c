@@ -554,7 +554,7 @@ eom_final(ShadowChild *c, ShadowAction action, const char *reply)
         } else {
             result = g_steal_pointer(&c->edited);
             if (c->replbody) {
-                ShadowSpool *body = shadow_spool_new(result->spool_memory, result->spool_dir);
+                ShadowSpool *body = shadow_message_new_spool(result);
                 g_autoptr(GError) error = NULL;
 
                 if (!shadow_spool_append(body, c->replbody->data, c->replbody->len, &error))

@@ -99,6 +99,7 @@ shadow_server_new(ShadowConfig *config, ShadowEventLog *log, GError **error)
     ShadowServer *server = g_new0(ShadowServer, 1);
 
     server->config = config;
+    server->spool_budget.limit = config->spool_memory_total;
     server->log = log;
     server->sessions = g_hash_table_new(NULL, NULL);
     server->old_configs = g_ptr_array_new_with_free_func((GDestroyNotify)shadow_config_free);
@@ -181,6 +182,7 @@ shadow_server_reload(ShadowServer *server, ShadowConfig *config)
 {
     g_ptr_array_add(server->old_configs, server->config);
     server->config = config;
+    server->spool_budget.limit = config->spool_memory_total; /* what is held stays until freed */
     prune_configs(server);
 }
 

@@ -126,6 +126,7 @@ msg_new(ShadowSession *s)
         m->verdicts[i] = shadow_verdict_new(c->cfg->name);
     }
     m->content = shadow_message_new(s->config->spool_memory, s->config->spool_dir);
+    shadow_message_set_budget(m->content, &s->server->spool_budget);
     m->children = g_ptr_array_new();
     for (guint i = 0; i < m->n_children; i++)
         g_ptr_array_add(m->children, g_ptr_array_index(s->children, i));

@@ -212,7 +212,8 @@ struct _ShadowServer {
     ShadowEventLog *log;
     int listen_fd;
     GSource *listen_source;
-    GHashTable *sessions; /* ShadowSession * set */
+    GHashTable *sessions;           /* ShadowSession * set */
+    ShadowSpoolBudget spool_budget; /* memory of all sessions' spools: spool_memory_total */
     guint64 next_session;
     gboolean stopping;
     gboolean stopping_timer;

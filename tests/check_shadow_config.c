@@ -40,9 +40,9 @@
 /* The keys conf/shadowd.conf must show, as in shadow_config.h. */
 static const char *const shadowd_key_names[] = {
     "listen",      "event_log",    "pid_file",        "syslog_facility", "syslog_ident",
-    "socket_mode", "socket_owner", "max_connections", "spool_memory",    "spool_dir",
-    "max_message", "backlog",      "reply",           "content",         "host",
-    "user",        "group",        "allow_root",
+    "socket_mode", "socket_owner", "max_connections", "spool_memory",    "spool_memory_total",
+    "spool_dir",   "max_message",  "backlog",         "reply",           "content",
+    "host",        "user",         "group",           "allow_root",
 };
 static const char *const milter_key_names[] = {
     "connect", "enabled", "connect_timeout", "command_timeout", "eom_timeout",
@@ -216,6 +216,7 @@ config_diff(const ShadowConfig *got, const ShadowConfig *want)
     diff_str(out, "spool_dir", got->spool_dir, want->spool_dir);
     diff_num(out, "max_message", got->max_message, want->max_message);
     diff_num(out, "backlog", got->backlog, want->backlog);
+    diff_num(out, "spool_memory_total", got->spool_memory_total, want->spool_memory_total);
     diff_num(out, "reply", got->reply, want->reply);
     diff_num(out, "content", got->content, want->content);
     diff_str(out, "host", got->host, want->host);
@@ -258,6 +259,7 @@ want_defaults(void)
     c->spool_dir = g_strdup("/var/tmp");
     c->max_message = 64 * 1024 * 1024;
     c->backlog = 4 * 1024 * 1024;
+    c->spool_memory_total = 32 * 1024 * 1024;
     c->reply = SHADOW_REPLY_IMMEDIATE;
     c->content = SHADOW_CONTENT_CHAINED;
     c->host = g_strdup(g_get_host_name());
@@ -606,6 +608,8 @@ field_text(const ShadowConfig *c, const char *key)
         return g_strdup_printf("%" G_GSIZE_FORMAT, c->max_message);
     if (strcmp(key, "backlog") == 0)
         return g_strdup_printf("%" G_GSIZE_FORMAT, c->backlog);
+    if (strcmp(key, "spool_memory_total") == 0)
+        return g_strdup_printf("%" G_GSIZE_FORMAT, c->spool_memory_total);
     if (strcmp(key, "reply") == 0)
         return g_strdup(c->reply == SHADOW_REPLY_WAIT ? "wait" : "immediate");
     if (strcmp(key, "content") == 0)
@@ -669,6 +673,8 @@ START_TEST(test_key_values)
         { FALSE, "spool_memory", "512k", "524288" },
         { FALSE, "max_message", "1G", "1073741824" },
         { FALSE, "backlog", "4096", "4096" },
+        { FALSE, "spool_memory_total", "0", "0" },
+        { FALSE, "spool_memory_total", "256M", "268435456" },
         { FALSE, "reply", "wait", "wait" },
         { FALSE, "reply", "immediate", "immediate" },
         { FALSE, "content", "independent", "independent" },
@@ -769,6 +775,7 @@ static const char full_text[] = "# every key\n"
                                 "spool_dir = /srv/spool\n"
                                 "max_message = 1G\n"
                                 "backlog = 4096\n"
+                                "spool_memory_total = 8M\n"
                                 "reply = wait\n"
                                 "content = independent\n"
                                 "host = mx1.example.org\n"
@@ -792,7 +799,7 @@ static const char full_text[] = "# every key\n"
 START_TEST(test_full_file)
 {
     g_autoptr(ShadowConfig) want = g_new0(ShadowConfig, 1);
-    ShadowMilterConfig *spamd = new_milter("spamd", "inet:[::1]:783", 23);
+    ShadowMilterConfig *spamd = new_milter("spamd", "inet:[::1]:783", 24);
     g_autoptr(GRegex) lf = g_regex_new("\n", 0, 0, NULL);
     g_autofree char *crlf_text = g_regex_replace_literal(lf, full_text, -1, 0, "\r\n", 0, NULL);
     const char *texts[] = { full_text, crlf_text };
@@ -809,6 +816,7 @@ START_TEST(test_full_file)
     want->spool_dir = g_strdup("/srv/spool");
     want->max_message = 1024 * 1024 * 1024;
     want->backlog = 4096;
+    want->spool_memory_total = 8 * 1024 * 1024;
     want->reply = SHADOW_REPLY_WAIT;
     want->content = SHADOW_CONTENT_INDEPENDENT;
     want->host = g_strdup("mx1.example.org");
@@ -822,7 +830,7 @@ START_TEST(test_full_file)
     spamd->eom_timeout_ms = 300000;
     g_ptr_array_add(want->milters, spamd);
     g_ptr_array_add(want->milters,
-                    new_milter("dkim.sign-2_X", "local:/run/opendkim/opendkim.sock", 31));
+                    new_milter("dkim.sign-2_X", "local:/run/opendkim/opendkim.sock", 32));
 
     for (gsize i = 0; i < G_N_ELEMENTS(texts); i++) {
         g_autoptr(ShadowConfig) got = load_ok(i == 0 ? "full.conf" : "full-crlf.conf", texts[i]);

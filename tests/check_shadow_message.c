@@ -583,6 +583,99 @@ START_TEST(test_spool_bad_dir)
 }
 END_TEST
 
+/*
+ * test_spool_budget - spools sharing a budget hold no more than its limit in memory
+ *
+ * Three spools of 600 bytes each under a 1000-byte budget (each spool's own
+ * limit 4096): the first stays in memory, the second would take the total
+ * to 1200 and moves to disk with all it held; freeing the first gives its
+ * bytes back, so a third fits in memory again. Contents survive the move.
+ */
+START_TEST(test_spool_budget)
+{
+    ShadowSpoolBudget budget = { .limit = 1000, .used = 0 };
+    ShadowSpool *a = shadow_spool_new(4096, spool_dir);
+    ShadowSpool *b = shadow_spool_new(4096, spool_dir);
+    ShadowSpool *c = shadow_spool_new(4096, spool_dir);
+
+    shadow_spool_set_budget(a, &budget);
+    shadow_spool_set_budget(b, &budget);
+    shadow_spool_set_budget(c, &budget);
+    append_pattern(a, 600);
+    ck_assert(!shadow_spool_on_disk(a));
+    ck_assert_uint_eq(budget.used, 600);
+
+    append_pattern(b, 300); /* 900: fits */
+    ck_assert(!shadow_spool_on_disk(b));
+    ck_assert_uint_eq(budget.used, 900);
+    append_pattern(b, 300); /* 1200 would not: b moves to disk, its 300 given back */
+    ck_assert(shadow_spool_on_disk(b));
+    ck_assert_uint_eq(budget.used, 600);
+    check_spool_pattern(b, 600);
+
+    append_pattern(c, 600); /* 1200 again: straight to disk */
+    ck_assert(shadow_spool_on_disk(c));
+    ck_assert_uint_eq(budget.used, 600);
+    shadow_spool_free(c);
+
+    shadow_spool_free(a); /* gives its 600 back */
+    ck_assert_uint_eq(budget.used, 0);
+    c = shadow_spool_new(4096, spool_dir);
+    shadow_spool_set_budget(c, &budget);
+    append_pattern(c, 600);
+    ck_assert(!shadow_spool_on_disk(c));
+    check_spool_pattern(c, 600);
+    shadow_spool_free(b);
+    shadow_spool_free(c);
+    ck_assert_uint_eq(budget.used, 0);
+
+    /* A limit of 0: nothing in memory at all, empty appends aside. */
+    budget.limit = 0;
+    a = shadow_spool_new(4096, spool_dir);
+    shadow_spool_set_budget(a, &budget);
+    append_pattern(a, 0);
+    ck_assert(!shadow_spool_on_disk(a));
+    append_pattern(a, 1);
+    ck_assert(shadow_spool_on_disk(a));
+    ck_assert_uint_eq(budget.used, 0);
+    shadow_spool_free(a);
+}
+END_TEST
+
+/* test_message_budget - copies, forks and new spools of a message share its budget */
+START_TEST(test_message_budget)
+{
+    ShadowSpoolBudget budget = { .limit = 1000, .used = 0 };
+    g_autoptr(ShadowMessage) m = shadow_message_new(4096, spool_dir);
+    g_autoptr(ShadowMessage) copy = NULL;
+    g_autoptr(ShadowMessage) fork = NULL;
+    g_autoptr(GError) error = NULL;
+    ShadowSpool *extra;
+
+    shadow_message_set_budget(m, &budget);
+    append_pattern(m->body, 600);
+    ck_assert_uint_eq(budget.used, 600);
+    fork = shadow_message_fork(m); /* shares the body: nothing more */
+    ck_assert_ptr_eq(fork->budget, &budget);
+    ck_assert_uint_eq(budget.used, 600);
+    copy = shadow_message_copy(m, &error); /* 1200 would not fit: the copy is on disk */
+    ck_assert_msg(copy != NULL, "copy: %s", error ? error->message : "?");
+    ck_assert(shadow_spool_on_disk(copy->body));
+    check_spool_pattern(copy->body, 600);
+    ck_assert_uint_eq(budget.used, 600);
+    extra = shadow_message_new_spool(m);
+    append_pattern(extra, 400); /* 1000: fits exactly */
+    ck_assert(!shadow_spool_on_disk(extra));
+    ck_assert_uint_eq(budget.used, 1000);
+    shadow_message_replace_body(fork, extra); /* fork gives up its share of m's body */
+    ck_assert_uint_eq(budget.used, 1000);
+    g_clear_pointer(&fork, shadow_message_free);
+    ck_assert_uint_eq(budget.used, 600);
+    g_clear_pointer(&m, shadow_message_free);
+    ck_assert_uint_eq(budget.used, 0);
+}
+END_TEST
+
 /* test_message_new - empty headers, an empty body spool, settings kept */
 START_TEST(test_message_new)
 {
@@ -809,6 +902,7 @@ shadow_message_suite(void)
     tcase_add_test(tc, test_spool_large);
     tcase_add_test(tc, test_spool_bad_dir);
     tcase_add_test(tc, test_spool_ref);
+    tcase_add_test(tc, test_spool_budget);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("message");
@@ -819,6 +913,7 @@ shadow_message_suite(void)
     tcase_add_test(tc, test_message_copy_error);
     tcase_add_test(tc, test_replace_body);
     tcase_add_test(tc, test_message_fork);
+    tcase_add_test(tc, test_message_budget);
     tcase_add_test(tc, test_fork_replace_body);
     suite_add_tcase(s, tc);
     return s;
