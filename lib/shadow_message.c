@@ -26,7 +26,8 @@ struct _ShadowSpool {
     gsize size;
     gsize limit;
     char *dir;
-    ShadowSpoolBudget *budget; /* charged with mem->len while in memory */
+    ShadowSpoolBudget *budget; /* charged with `charged` while in memory */
+    gsize charged;             /* what mem has allocated, as GByteArray grows it */
 };
 
 /* shadow_spool_new - an empty spool that moves to dir above memory_limit bytes */
@@ -55,8 +56,25 @@ shadow_spool_ref(ShadowSpool *s)
 static void
 release(ShadowSpool *s)
 {
-    if (s->budget && s->mem)
-        s->budget->used -= MIN(s->budget->used, s->mem->len);
+    if (s->budget)
+        s->budget->used -= MIN(s->budget->used, s->charged);
+    s->charged = 0;
+}
+
+/* Smallest allocation of a GByteArray (GLib's MIN_ARRAY_SIZE). */
+#define SPOOL_MIN_ALLOCATION 16
+
+/* allocation - what a GByteArray holding len bytes has allocated (it grows by powers of two) */
+static gsize
+allocation(gsize len)
+{
+    gsize n = SPOOL_MIN_ALLOCATION;
+
+    if (len == 0)
+        return 0;
+    while (n < len && n <= G_MAXSIZE / 2)
+        n <<= 1;
+    return MAX(n, len);
 }
 
 /* shadow_spool_set_budget - share budget with other spools; only while empty */
@@ -133,7 +151,7 @@ to_disk(ShadowSpool *s, GError **error)
 static gboolean
 over_budget(const ShadowSpool *s, gsize len)
 {
-    return s->budget && s->budget->used + len > s->budget->limit;
+    return s->budget && s->budget->used - s->charged + allocation(s->size + len) > s->budget->limit;
 }
 
 /* shadow_spool_append - add bytes; moves to disk over its limit or its budget's */
@@ -142,16 +160,21 @@ shadow_spool_append(ShadowSpool *s, const guint8 *data, gsize len, GError **erro
 {
     g_return_val_if_fail(s != NULL && (data != NULL || len == 0), FALSE);
 
-    if (s->fd < 0 && len > 0 && (s->size + len > s->limit || over_budget(s, len)) &&
-        !to_disk(s, error))
+    if (s->fd < 0 && len > 0 && s->size + len > s->limit && !to_disk(s, error))
         return FALSE;
+    if (s->fd < 0 && len > 0 && over_budget(s, len) && !to_disk(s, NULL))
+        s->budget->failed++; /* within its own limit memory is no worse than without a budget */
     if (s->fd >= 0) {
         if (!write_all(s->fd, data, len, s->dir, error))
             return FALSE;
     } else {
         g_byte_array_append(s->mem, data, (guint)len);
-        if (s->budget)
-            s->budget->used += len;
+        if (s->budget) {
+            gsize now = allocation(s->mem->len);
+
+            s->budget->used += now - s->charged;
+            s->charged = now;
+        }
     }
     s->size += len;
     return TRUE;
@@ -261,16 +284,6 @@ shadow_message_set_budget(ShadowMessage *m, ShadowSpoolBudget *budget)
     m->budget = budget;
     if (shadow_spool_size(m->body) == 0)
         shadow_spool_set_budget(m->body, budget);
-}
-
-/* shadow_message_new_spool - an empty spool with the message's limit, directory and budget */
-ShadowSpool *
-shadow_message_new_spool(const ShadowMessage *m)
-{
-    ShadowSpool *s = shadow_spool_new(m->spool_memory, m->spool_dir);
-
-    shadow_spool_set_budget(s, m->budget);
-    return s;
 }
 
 /* shadow_message_copy - an independent copy (headers and body) */

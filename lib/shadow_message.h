@@ -22,9 +22,12 @@
  *
  *	ShadowSpool keeps bytes in memory up to a limit, then in an unlinked
  *	temporary file, so a large message costs disk, not memory. Spools may
- *	share a ShadowSpoolBudget, the memory they may hold together: a spool
- *	that would take the budget over its limit moves to disk as well, so
- *	many messages at once (children behind the MTA) cost disk too. Spools are
+ *	share a ShadowSpoolBudget, the memory they may hold together (counted
+ *	as allocated, not as used): a spool that would take the budget over
+ *	its limit moves to disk as well, so many messages at once (children
+ *	behind the MTA) cost disk too. If only the budget asked for the move
+ *	and the temp file cannot be made, the spool stays in memory (within
+ *	its own limit, as without a budget) and budget->failed counts it. Spools are
  *	reference counted (shadow_spool_free drops one reference), so that
  *	shadow_message_fork() shares the body of a copy whose headers change.
  * DIAGNOSTICS
@@ -43,8 +46,9 @@ typedef struct _ShadowSpool ShadowSpool;
 
 /* ShadowSpoolBudget - memory the spools sharing it may hold together */
 typedef struct {
-    gsize limit; /* bytes; may change while spools hold memory */
-    gsize used;  /* bytes held in memory now */
+    gsize limit;  /* bytes; may change while spools hold memory */
+    gsize used;   /* bytes allocated in memory now */
+    guint failed; /* moves the budget asked for that failed (the bytes stayed in memory) */
 } ShadowSpoolBudget;
 
 ShadowSpool *shadow_spool_new(gsize memory_limit, const char *dir);
@@ -74,7 +78,6 @@ typedef struct {
 
 ShadowMessage *shadow_message_new(gsize spool_memory, const char *spool_dir);
 void shadow_message_set_budget(ShadowMessage *m, ShadowSpoolBudget *budget);
-ShadowSpool *shadow_message_new_spool(const ShadowMessage *m);
 void shadow_message_free(ShadowMessage *m);
 ShadowMessage *shadow_message_copy(ShadowMessage *m, GError **error);
 ShadowMessage *shadow_message_fork(const ShadowMessage *m);

@@ -211,8 +211,7 @@ shadow_child_free(ShadowChild *c)
         job_free(j);
     if (c->msg)
         shadow_msg_unref(c->msg);
-    if (c->replbody)
-        g_byte_array_unref(c->replbody);
+    shadow_spool_free(c->replbody);
     shadow_message_free(c->edited);
     milter_decoder_free(c->decoder);
     g_ptr_array_unref(c->symlists);
@@ -363,6 +362,7 @@ child_event(ShadowConn *conn, ShadowConnEvent ev, const GError *error, gpointer 
     case SHADOW_CONN_CLOSED:
         if (c->state == CHILD_CLOSING) {
             c->state = CHILD_DEAD;
+            stop_timer(c);
             g_clear_pointer(&c->conn, shadow_conn_unref);
             shadow_session_child_dead(s, c);
             return;
@@ -497,19 +497,31 @@ apply_edit(ShadowChild *c, const MilterPacket *pkt)
     if (v == NULL)
         return;
     if (pkt->code == SMFIR_REPLBODY) {
-        if (c->replbody && c->replbody->len + pkt->body_len > c->session->config->max_message) {
+        const ShadowConfig *cfg = c->session->config;
+        g_autoptr(GError) error = NULL;
+
+        if (shadow_spool_size(c->replbody) + pkt->body_len > cfg->max_message) {
             protocol_error(c,
                            "sent a replacement body over max_message (%" G_GSIZE_FORMAT " bytes)",
-                           c->session->config->max_message);
+                           cfg->max_message);
             return;
         }
         if (c->replbody == NULL) {
-            /* Recorded where it came; its size is known at the final answer. */
-            c->replbody = g_byte_array_new();
+            /* Recorded where it came; its size is known at the final answer. Spooled like the
+             * message itself: a replacement body is as large as a message. */
+            c->replbody = shadow_spool_new(cfg->spool_memory, cfg->spool_dir);
+            shadow_spool_set_budget(c->replbody, &c->session->server->spool_budget);
+            c->replbody_failed = FALSE;
             shadow_verdict_add_edit(v, SMFIR_REPLBODY, 0, NULL, "0");
             c->replbody_edit = g_ptr_array_index(v->edits, v->edits->len - 1);
         }
-        g_byte_array_append(c->replbody, pkt->body, (guint)pkt->body_len);
+        if (!c->replbody_failed &&
+            !shadow_spool_append(c->replbody, pkt->body, pkt->body_len, &error)) {
+            shadow_log_warning("%s milter %s: replacement body: %s; the children after it see "
+                               "the body unreplaced",
+                               c->session->id, c->cfg->name, error->message);
+            c->replbody_failed = TRUE;
+        }
         return;
     }
     shadow_verdict_add_edit(v, pkt->code, pkt->index, a0, a1);
@@ -543,7 +555,8 @@ eom_final(ShadowChild *c, ShadowAction action, const char *reply)
 
     if (v && c->replbody && c->replbody_edit) {
         g_free(c->replbody_edit->value);
-        c->replbody_edit->value = g_strdup_printf("%u", c->replbody->len);
+        c->replbody_edit->value =
+            g_strdup_printf("%" G_GSIZE_FORMAT, shadow_spool_size(c->replbody));
     }
     c->replbody_edit = NULL;
     if (j->kind == JOB_CONTENT) {
@@ -553,18 +566,11 @@ eom_final(ShadowChild *c, ShadowAction action, const char *reply)
             g_clear_pointer(&c->edited, shadow_message_free);
         } else {
             result = g_steal_pointer(&c->edited);
-            if (c->replbody) {
-                ShadowSpool *body = shadow_message_new_spool(result);
-                g_autoptr(GError) error = NULL;
-
-                if (!shadow_spool_append(body, c->replbody->data, c->replbody->len, &error))
-                    shadow_log_warning("%s milter %s: %s", c->session->id, c->cfg->name,
-                                       error->message);
-                shadow_message_replace_body(result, body);
-            }
+            if (c->replbody && !c->replbody_failed)
+                shadow_message_replace_body(result, g_steal_pointer(&c->replbody));
         }
     }
-    g_clear_pointer(&c->replbody, g_byte_array_unref);
+    g_clear_pointer(&c->replbody, shadow_spool_free);
     decided(c, action, SHADOW_STAGE_EOM, reply);
     if (j->kind == JOB_CONTENT) {
         /* A content job stays queued while it runs: it is done now. */
@@ -768,7 +774,7 @@ switch_msg(ShadowChild *c, ShadowMsg *msg)
     c->done_msg = FALSE;
     c->skip_body = FALSE;
     c->replbody_edit = NULL;
-    g_clear_pointer(&c->replbody, g_byte_array_unref);
+    g_clear_pointer(&c->replbody, shadow_spool_free);
     if (c->done_conn) {
         /* Decided for the whole connection: the same verdict for every message. */
         ShadowVerdict *v = verdict(c);

@@ -339,6 +339,8 @@ defer_fail(ShadowConn *c, const char *what, int err)
     c->fail_what = what;
     if (c->report == NULL) {
         c->report = g_idle_source_new();
+        /* Not idle priority: that never runs while sockets are busy, and the peer would wait. */
+        g_source_set_priority(c->report, G_PRIORITY_DEFAULT);
         g_source_set_callback(c->report, report_write_error, c, NULL);
         g_source_attach(c->report, NULL);
     }

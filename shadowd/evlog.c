@@ -6,7 +6,9 @@
  *	docs/event-log.md documents every record and field. Each record is
  *	built whole in memory and written with one write(2) to a file opened
  *	O_APPEND (a message's verdicts and its message record together), so
- *	lines never interleave and a crash can only tear the last write. A failed write is reported (once until writes work again) and
+ *	lines never interleave and a crash can only tear the last write: its
+ *	last line, or leave verdicts without their message, which readers
+ *	report. A failed write is reported (once until writes work again) and
  *	never stops mail. The same outcome goes to syslog as one line per
  *	message.
  */

@@ -29,6 +29,7 @@ typedef struct {
     MilterDecoder *decoder;
     gboolean ok;
     char *why;
+    guint timer; /* the answer's deadline; 0 once it fired */
 } Probe;
 
 /* event names for the NO and NR bits, in protocol order */
@@ -152,7 +153,10 @@ probe_event(ShadowConn *c, ShadowConnEvent ev, const GError *error, gpointer use
 static gboolean
 probe_timeout(gpointer user)
 {
-    probe_done(user, FALSE, "no answer to SMFIC_OPTNEG in time");
+    Probe *p = user;
+
+    p->timer = 0; /* removed by returning G_SOURCE_REMOVE */
+    probe_done(p, FALSE, "no answer to SMFIC_OPTNEG in time");
     return G_SOURCE_REMOVE;
 }
 
@@ -167,9 +171,8 @@ shadow_probe(const ShadowConfig *config)
         printf("no [milter] groups configured\n");
     for (guint i = 0; i < config->milters->len; i++) {
         const ShadowMilterConfig *cfg = g_ptr_array_index(config->milters, i);
-        Probe p = { cfg, g_main_loop_new(NULL, FALSE), NULL, NULL, FALSE, NULL };
+        Probe p = { cfg, g_main_loop_new(NULL, FALSE), NULL, NULL, FALSE, NULL, 0 };
         g_autoptr(GError) error = NULL;
-        guint timer;
 
         if (!cfg->enabled) {
             printf("milter %s (%s): disabled\n", cfg->name, cfg->connect.spec);
@@ -181,10 +184,11 @@ shadow_probe(const ShadowConfig *config)
         if (p.conn == NULL) {
             p.why = g_strdup(error->message);
         } else {
-            timer =
+            p.timer =
                 g_timeout_add(cfg->connect_timeout_ms + cfg->command_timeout_ms, probe_timeout, &p);
             g_main_loop_run(p.loop);
-            g_source_remove(timer);
+            if (p.timer != 0)
+                g_source_remove(p.timer);
             shadow_conn_close(p.conn);
             shadow_conn_unref(p.conn);
         }

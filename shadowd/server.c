@@ -25,7 +25,34 @@
 #include "log.h"
 #include "shadowd.h"
 
+/* How long accepting pauses when out of fds or memory: the listen socket stays readable. */
+#define SERVER_ACCEPT_PAUSE_MS 100
+
 static void prune_configs(ShadowServer *server);
+static void listen_start(ShadowServer *server);
+
+/* accept_resume - the pause is over: watch the listen socket again */
+static void
+accept_resume(ShadowDeadline *d, gpointer data)
+{
+    ShadowServer *server = data;
+
+    (void)d;
+    if (!server->stopping && server->listen_fd >= 0 && server->listen_source == NULL)
+        listen_start(server);
+}
+
+/* accept_pause - stop accepting for a while (EMFILE and the like), instead of spinning */
+static void
+accept_pause(ShadowServer *server, int err)
+{
+    shadow_log_warning("accept on %s: %s; not accepting for %d ms", server->config->listen.spec,
+                       g_strerror(err), SERVER_ACCEPT_PAUSE_MS);
+    g_source_destroy(server->listen_source);
+    g_clear_pointer(&server->listen_source, g_source_unref);
+    shadow_deadline_init(&server->accept_pause, accept_resume, server);
+    shadow_deadline_arm(&server->accept_pause, SERVER_ACCEPT_PAUSE_MS);
+}
 
 /* accept_ready - accept every pending connection */
 static gboolean
@@ -40,9 +67,14 @@ accept_ready(gint fd, GIOCondition cond, gpointer data)
         ShadowSession *s;
 
         if (cfd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                shadow_log_warning("accept on %s: %s", server->config->listen.spec,
-                                   g_strerror(errno));
+            int e = errno;
+
+            if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+                accept_pause(server, e);
+                return G_SOURCE_REMOVE; /* accept_pause dropped the source */
+            }
+            if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR)
+                shadow_log_warning("accept on %s: %s", server->config->listen.spec, g_strerror(e));
             return G_SOURCE_CONTINUE;
         }
         s = shadow_session_new(server, cfd, "mta");
@@ -113,19 +145,27 @@ shadow_server_new(ShadowConfig *config, ShadowEventLog *log, GError **error)
         g_free(server);
         return NULL;
     }
+    listen_start(server);
+    return server;
+}
+
+/* listen_start - watch the listen socket */
+static void
+listen_start(ShadowServer *server)
+{
     server->listen_source = g_unix_fd_source_new(server->listen_fd, G_IO_IN);
     g_source_set_callback(server->listen_source, (GSourceFunc)(void (*)(void))accept_ready, server,
                           NULL);
     /* Not blocked around each dispatch: blocking removes and re-adds its fd, two wakeups. */
     g_source_set_can_recurse(server->listen_source, TRUE);
     g_source_attach(server->listen_source, NULL);
-    return server;
 }
 
 /* shadow_server_stop - accept no more connections */
 void
 shadow_server_stop(ShadowServer *server)
 {
+    shadow_deadline_disarm(&server->accept_pause);
     if (server->listen_source) {
         g_source_destroy(server->listen_source);
         g_clear_pointer(&server->listen_source, g_source_unref);

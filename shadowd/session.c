@@ -632,6 +632,7 @@ static void
 spool_body(ShadowSession *s, ShadowMsg *m, const guint8 *data, gsize len)
 {
     g_autoptr(GError) error = NULL;
+    guint failed = s->server->spool_budget.failed;
 
     if (m->content == NULL || m->content_lost)
         return;
@@ -645,6 +646,10 @@ spool_body(ShadowSession *s, ShadowMsg *m, const guint8 *data, gsize len)
     if (!shadow_spool_append(m->content->body, data, len, &error)) {
         m->content_lost = TRUE;
         shadow_log_warning("%s: %s: its content is not shadowed", m->id, error->message);
+    } else if (s->server->spool_budget.failed != failed) {
+        shadow_log_warning("%s: no spool file could be made in %s: the message stays in memory, "
+                           "over spool_memory_total",
+                           m->id, s->config->spool_dir);
     }
 }
 

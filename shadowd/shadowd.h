@@ -127,7 +127,8 @@ struct _ShadowChild {
     ShadowMsg *msg;
     gboolean done_msg;         /* its part in msg is over (verdict given) */
     gboolean skip_body;        /* SMFIR_SKIP received for this message */
-    GByteArray *replbody;      /* SMFIR_REPLBODY chunks of this message (chained) */
+    ShadowSpool *replbody;     /* SMFIR_REPLBODY chunks of this message, spooled */
+    gboolean replbody_failed;  /* spooling them failed: the body stays as it was */
     ShadowEdit *replbody_edit; /* its entry in the verdict's edits */
 
     /* Chained content: the message with this child's edits so far. */
@@ -211,7 +212,8 @@ struct _ShadowServer {
     GPtrArray *old_configs; /* replaced by SIGHUP, still used by sessions */
     ShadowEventLog *log;
     int listen_fd;
-    GSource *listen_source;
+    GSource *listen_source;         /* NULL while accepting pauses (out of fds) or stopped */
+    ShadowDeadline accept_pause;    /* when accepting resumes */
     GHashTable *sessions;           /* ShadowSession * set */
     ShadowSpoolBudget spool_budget; /* memory of all sessions' spools: spool_memory_total */
     guint64 next_session;

@@ -586,14 +586,16 @@ END_TEST
 /*
  * test_spool_budget - spools sharing a budget hold no more than its limit in memory
  *
- * Three spools of 600 bytes each under a 1000-byte budget (each spool's own
- * limit 4096): the first stays in memory, the second would take the total
- * to 1200 and moves to disk with all it held; freeing the first gives its
- * bytes back, so a third fits in memory again. Contents survive the move.
+ * The budget counts what the spools have allocated: GByteArray grows by
+ * powers of two, so 600 bytes take 1024. Under a 1536-byte budget (each
+ * spool's own limit 4096): a first spool of 1024 bytes stays in memory, a
+ * second one fits at 256 and moves to disk with all it held once it would
+ * take 1024 more; freeing the first gives its bytes back, so the next
+ * fits in memory again. Contents survive the move.
  */
 START_TEST(test_spool_budget)
 {
-    ShadowSpoolBudget budget = { .limit = 1000, .used = 0 };
+    ShadowSpoolBudget budget = { .limit = 1536 };
     ShadowSpool *a = shadow_spool_new(4096, spool_dir);
     ShadowSpool *b = shadow_spool_new(4096, spool_dir);
     ShadowSpool *c = shadow_spool_new(4096, spool_dir);
@@ -601,33 +603,35 @@ START_TEST(test_spool_budget)
     shadow_spool_set_budget(a, &budget);
     shadow_spool_set_budget(b, &budget);
     shadow_spool_set_budget(c, &budget);
-    append_pattern(a, 600);
+    append_pattern(a, 1024);
     ck_assert(!shadow_spool_on_disk(a));
-    ck_assert_uint_eq(budget.used, 600);
+    ck_assert_uint_eq(budget.used, 1024);
 
-    append_pattern(b, 300); /* 900: fits */
+    append_pattern(b, 256); /* 1280: fits */
     ck_assert(!shadow_spool_on_disk(b));
-    ck_assert_uint_eq(budget.used, 900);
-    append_pattern(b, 300); /* 1200 would not: b moves to disk, its 300 given back */
+    ck_assert_uint_eq(budget.used, 1280);
+    append_pattern(b, 300); /* 556 bytes take 1024: 2048 would not fit, so b moves to disk */
     ck_assert(shadow_spool_on_disk(b));
-    ck_assert_uint_eq(budget.used, 600);
-    check_spool_pattern(b, 600);
+    ck_assert_uint_eq(budget.used, 1024);
+    check_spool_pattern(b, 556);
 
-    append_pattern(c, 600); /* 1200 again: straight to disk */
+    append_pattern(c, 600); /* 1024 more: straight to disk */
     ck_assert(shadow_spool_on_disk(c));
-    ck_assert_uint_eq(budget.used, 600);
+    ck_assert_uint_eq(budget.used, 1024);
     shadow_spool_free(c);
 
-    shadow_spool_free(a); /* gives its 600 back */
+    shadow_spool_free(a); /* gives its 1024 back */
     ck_assert_uint_eq(budget.used, 0);
     c = shadow_spool_new(4096, spool_dir);
     shadow_spool_set_budget(c, &budget);
     append_pattern(c, 600);
     ck_assert(!shadow_spool_on_disk(c));
+    ck_assert_uint_eq(budget.used, 1024);
     check_spool_pattern(c, 600);
     shadow_spool_free(b);
     shadow_spool_free(c);
     ck_assert_uint_eq(budget.used, 0);
+    ck_assert_uint_eq(budget.failed, 0);
 
     /* A limit of 0: nothing in memory at all, empty appends aside. */
     budget.limit = 0;
@@ -642,10 +646,39 @@ START_TEST(test_spool_budget)
 }
 END_TEST
 
-/* test_message_budget - copies, forks and new spools of a message share its budget */
+/*
+ * test_spool_budget_no_disk - a move only the budget asks for, that fails, keeps the bytes
+ *
+ * The spool directory does not exist: under its own limit the spool stays
+ * in memory (no worse than without a budget) and the budget counts the
+ * failure; over its own limit the append fails as it always did.
+ */
+START_TEST(test_spool_budget_no_disk)
+{
+    ShadowSpoolBudget budget = { .limit = 16 };
+    ShadowSpool *s = shadow_spool_new(4096, "/nonexistent/spool");
+    g_autoptr(GError) error = NULL;
+    guint8 big[4096] = { 0 };
+
+    shadow_spool_set_budget(s, &budget);
+    append_pattern(s, 100);
+    ck_assert(!shadow_spool_on_disk(s));
+    ck_assert_uint_eq(budget.failed, 1);
+    ck_assert_uint_eq(budget.used, 128);
+    check_spool_pattern(s, 100);
+    ck_assert(!shadow_spool_append(s, big, sizeof(big), &error));
+    ck_assert_ptr_nonnull(error);
+    ck_assert_msg(strstr(error->message, "/nonexistent/spool") != NULL, "got \"%s\"",
+                  error->message);
+    shadow_spool_free(s);
+    ck_assert_uint_eq(budget.used, 0);
+}
+END_TEST
+
+/* test_message_budget - copies and forks of a message share its budget */
 START_TEST(test_message_budget)
 {
-    ShadowSpoolBudget budget = { .limit = 1000, .used = 0 };
+    ShadowSpoolBudget budget = { .limit = 1536 };
     g_autoptr(ShadowMessage) m = shadow_message_new(4096, spool_dir);
     g_autoptr(ShadowMessage) copy = NULL;
     g_autoptr(ShadowMessage) fork = NULL;
@@ -653,24 +686,25 @@ START_TEST(test_message_budget)
     ShadowSpool *extra;
 
     shadow_message_set_budget(m, &budget);
-    append_pattern(m->body, 600);
-    ck_assert_uint_eq(budget.used, 600);
+    append_pattern(m->body, 600); /* takes 1024 */
+    ck_assert_uint_eq(budget.used, 1024);
     fork = shadow_message_fork(m); /* shares the body: nothing more */
     ck_assert_ptr_eq(fork->budget, &budget);
-    ck_assert_uint_eq(budget.used, 600);
-    copy = shadow_message_copy(m, &error); /* 1200 would not fit: the copy is on disk */
+    ck_assert_uint_eq(budget.used, 1024);
+    copy = shadow_message_copy(m, &error); /* 2048 would not fit: the copy is on disk */
     ck_assert_msg(copy != NULL, "copy: %s", error ? error->message : "?");
     ck_assert(shadow_spool_on_disk(copy->body));
     check_spool_pattern(copy->body, 600);
-    ck_assert_uint_eq(budget.used, 600);
-    extra = shadow_message_new_spool(m);
-    append_pattern(extra, 400); /* 1000: fits exactly */
+    ck_assert_uint_eq(budget.used, 1024);
+    extra = shadow_spool_new(4096, spool_dir);
+    shadow_spool_set_budget(extra, &budget);
+    append_pattern(extra, 400); /* takes 512: 1536 fits exactly */
     ck_assert(!shadow_spool_on_disk(extra));
-    ck_assert_uint_eq(budget.used, 1000);
+    ck_assert_uint_eq(budget.used, 1536);
     shadow_message_replace_body(fork, extra); /* fork gives up its share of m's body */
-    ck_assert_uint_eq(budget.used, 1000);
+    ck_assert_uint_eq(budget.used, 1536);
     g_clear_pointer(&fork, shadow_message_free);
-    ck_assert_uint_eq(budget.used, 600);
+    ck_assert_uint_eq(budget.used, 1024);
     g_clear_pointer(&m, shadow_message_free);
     ck_assert_uint_eq(budget.used, 0);
 }
@@ -903,6 +937,7 @@ shadow_message_suite(void)
     tcase_add_test(tc, test_spool_bad_dir);
     tcase_add_test(tc, test_spool_ref);
     tcase_add_test(tc, test_spool_budget);
+    tcase_add_test(tc, test_spool_budget_no_disk);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("message");

@@ -935,6 +935,29 @@ def case_body_replace_big(bed):
           % v["a"]["edits"])
 
 
+def case_body_replace_spooled(bed):
+    """(6) spool_memory_total = 0: the message and a's replacement body go to spool files
+    (made and unlinked in spool_dir, so its mtime moves), though both are far below
+    spool_memory, and b still gets exactly the replacement; no spool file is left"""
+    body = b"".join(b"%06d" % i + b"y" * 72 + b"\r\n" for i in range(1250))
+    a = bed.milter("a", "--replace-body-file", bed.file(body, "newbody"))
+    b = bed.milter("b")
+    spool = os.path.join(bed.dir, "spool")
+    os.mkdir(spool)
+    os.utime(spool, ns=(0, 0))
+    bed.shadowd(content="chained", extra={"spool_memory_total": "0", "spool_dir": spool})
+    bed.driver("--generate-body", "5000")
+    recs = bed.records(1)
+    e = eom_of(b)
+    check(e["body_sha256"] == sha(body), "b's body is not a's spooled replacement: %s" % e)
+    check(eom_of(a)["body_len"] == "5000", "a's eom %s" % eom_of(a))
+    v = verdicts_of(recs, messages(recs)[0]["msg"])
+    check(v["a"]["edits"] == [{"op": "replace_body", "size": len(body)}], "a's edits %s"
+          % v["a"]["edits"])
+    check(os.stat(spool).st_mtime_ns != 0, "no spool file was made in %s" % spool)
+    check(os.listdir(spool) == [], "spool files left behind: %s" % os.listdir(spool))
+
+
 def case_body_replace_empty(bed):
     """(pitfall 11) an empty replacement body: the next child gets no body at all"""
     bed.milter("a", "--replace-body", "")
@@ -1813,6 +1836,7 @@ CASES = [
     ("folded_8bit_independent", lambda bed: case_folded_8bit(bed, "independent")),
     ("body_replace", case_body_replace),
     ("body_replace_big", case_body_replace_big),
+    ("body_replace_spooled", case_body_replace_spooled),
     ("body_replace_empty", case_body_replace_empty),
     ("body_independent", case_body_independent),
     ("body_skip_chained", lambda bed: case_body_skip(bed, "chained")),
