@@ -300,7 +300,7 @@ pct(GString *h, double part, double whole)
 static void
 html_summary(GString *h, const GrScope *sc)
 {
-    g_string_append(h, "<table>\n<tr><th rowspan=\"2\">series</th>");
+    g_string_append(h, "<div class=\"scroll\"><table>\n<tr><th rowspan=\"2\">series</th>");
     for (guint p = 0; p < GR_N_PERIODS; p++)
         g_string_append_printf(h, "<th colspan=\"4\">%s</th>", gr_periods[p].title);
     g_string_append(h, "</tr>\n<tr>");
@@ -328,11 +328,12 @@ html_summary(GString *h, const GrScope *sc)
         }
         g_string_append(h, "</tr>\n");
     }
-    g_string_append(h, "</table>\n<p class=\"note\">blocked: reject, tempfail or discard; held: "
-                       "quarantine; errors: no verdict (error, timeout, unavailable, overflow; "
-                       "for the chain: messages with such a milter). Totals count complete archive "
-                       "rows: up to 3 minutes (day), 56 minutes (week), 4 h 40 min (35 days) or "
-                       "56 hours (420 days) behind.</p>\n");
+    g_string_append(h,
+                    "</table></div>\n<p class=\"note\">blocked: reject, tempfail or discard; held: "
+                    "quarantine; errors: no verdict (error, timeout, unavailable, overflow; "
+                    "for the chain: messages with such a milter). Totals count complete archive "
+                    "rows: up to 3 minutes (day), 56 minutes (week), 4 h 40 min (35 days) or "
+                    "56 hours (420 days) behind.</p>\n");
 }
 
 /* html_scope - one scope's section: span, summary table, graphs by period */
@@ -382,15 +383,20 @@ html_page(const GrOutputOptions *o, GPtrArray *scopes)
     g_string_append_printf(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta http-equiv=\"refresh\" content=\"%d\">\n<title>shadow-graphs: milters in shadow "
+        "<meta http-equiv=\"refresh\" content=\"%d\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, "
+        "initial-scale=1\">\n<title>shadow-graphs: milters in shadow "
         "mode</title>\n<style>\n"
-        "body{font-family:'DejaVu Sans',sans-serif;margin:1.5em;color:#333;background:#fff}\n"
+        "body{font-family:'DejaVu Sans',sans-serif;margin:1.5em;color:#333;background:#fff;"
+        "overflow-wrap:anywhere}\n"
         "h1{font-size:1.4em;margin-bottom:.2em}h2{border-bottom:2px solid #ddd;padding-top:1em}\n"
         "h3{font-size:1.05em;margin-top:1.5em}\n"
         "table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;"
         "padding:.25em .6em;text-align:right}td:first-child{text-align:left}\n"
         "th{background:#f4f4f4}.note{font-size:.85em;color:#666}\n"
-        ".row{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}img{border:1px solid #eee}\n"
+        ".row{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;min-width:0;max-width:100%%}"
+        "img{border:1px solid #eee;max-width:100%%;height:auto}\n"
+        ".scroll{overflow-x:auto;max-width:100%%}\n"
         "</style>\n</head>\n<body>\n<h1>Milters in shadow mode</h1>\n"
         "<p>Updated %s; this page reloads every %d minutes.</p>\n",
         GR_REFRESH, updated, GR_REFRESH / 60);

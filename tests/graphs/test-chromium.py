@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """test-chromium.py - the page from the hand-written fixture (and a second host) opened in
 headless Chromium inside netns-run: a screenshot is taken, and a copy of the page with a small
-check script added reports whether every image loaded. Deleting one PNG must make it fail."""
+check script added reports whether every image loaded, and whether the page fits a narrow
+window (500 CSS pixels, the narrowest headless Chromium makes) without scrolling sideways. Deleting one PNG must make it fail."""
 import os
 import re
 import shutil
@@ -36,7 +37,8 @@ window.addEventListener('load', function () {
     if (!imgs[i].complete || imgs[i].naturalWidth === 0) bad.push(imgs[i].getAttribute('src'));
   var r = document.createElement('pre');
   r.id = 'img-check';
-  r.textContent = (bad.length ? 'IMAGES-BAD ' + bad.join(' ') : 'IMAGES-OK') + ' total=' + imgs.length;
+  r.textContent = (bad.length ? 'IMAGES-BAD ' + bad.join(' ') : 'IMAGES-OK') + ' total=' + imgs.length +
+    ' width=' + document.documentElement.scrollWidth + '/' + window.innerWidth;
   document.body.appendChild(r);
 });
 </script>
@@ -50,17 +52,24 @@ base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-r
         "--user-data-dir=" + os.path.join(d, "profile"), "--disable-dev-shm-usage"]
 
 
-def check_page():
-    r = subprocess.run(base + ["--virtual-time-budget=20000", "--dump-dom",
+def check_page(size="1280,2000"):
+    """check_page - (images result, scroll width, window width) of check.html at size"""
+    r = subprocess.run(base + ["--virtual-time-budget=20000", "--dump-dom", "--window-size=" + size,
                                "file://" + os.path.join(out, "check.html")],
                        capture_output=True, text=True, env=cenv, timeout=180)
-    m = re.search(r'<pre id="img-check">([^<]*)</pre>', r.stdout)
+    m = re.search(r'<pre id="img-check">([^<]*) width=(\d+)/(\d+)</pre>', r.stdout)
     g.check(m is not None, "no check result in the DOM (chromium exit %d): %s" % (r.returncode, r.stderr[-2000:]))
-    return m.group(1) if m else ""
+    return (m.group(1), int(m.group(2)), int(m.group(3))) if m else ("", 0, 0)
 
 
-res = check_page()
+res, _, _ = check_page()
 g.check(res == "IMAGES-OK total=%d" % n_img, "images did not all load: %s" % res)
+# A narrow window (a phone turned sideways): the summary tables and the graphs must not push
+# the page wider than the window.
+res, scroll, window = check_page("500,844")
+g.check(res == "IMAGES-OK total=%d" % n_img, "images did not all load at 500 px: %s" % res)
+g.check(0 < window <= 520 and scroll <= window,
+        "at a 500 px window the page is %d px wide (window %d): it scrolls sideways" % (scroll, window))
 
 shot = os.path.join(d, "shot.png")
 r = subprocess.run(base + ["--screenshot=" + shot, "--window-size=1280,2000", "--hide-scrollbars",
@@ -79,7 +88,7 @@ if os.path.exists(shot):
 
 # The check can fail: without one PNG it names the missing image.
 os.unlink(os.path.join(out, "mx", "chain-week.png"))
-res = check_page()
+res, _, _ = check_page()
 g.check(res.startswith("IMAGES-BAD mx/chain-week.png ") and res.endswith("total=%d" % n_img),
         "a missing PNG was not noticed: %s" % res)
 shutil.rmtree(d)
