@@ -56,6 +56,9 @@
 /* Listen backlog: the MTA opens one connection per SMTP session. */
 #define CONN_LISTEN_BACKLOG 512
 
+/* Output buffer kept for reuse once empty; a larger one is freed. */
+#define CONN_OUT_KEEP 16384
+
 /* Ready sockets taken per poller dispatch; more wait for the next iteration. */
 #define CONN_EPOLL_BATCH 256
 
@@ -367,7 +370,13 @@ flush(ShadowConn *c)
         c->out_off += (gsize)n;
     }
     if (shadow_conn_pending(c) == 0) {
-        g_byte_array_set_size(c->out, 0);
+        if (c->out->len > CONN_OUT_KEEP) {
+            /* A body chunk grew it: give the memory back, a lagging child may idle for long. */
+            g_byte_array_unref(c->out);
+            c->out = g_byte_array_new();
+        } else {
+            g_byte_array_set_size(c->out, 0);
+        }
         c->out_off = 0;
     }
     return TRUE;
