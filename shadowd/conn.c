@@ -68,19 +68,18 @@ struct _ShadowConn {
     char *peer;
     ShadowConnFuncs funcs;
     gpointer user;
-    gboolean watched;     /* in the poller's epoll set */
     ShadowDeadline timer; /* connect timeout */
     GByteArray *out;      /* queued output */
     gsize out_off;        /* bytes of out already written */
     gboolean connecting;
     gboolean closed;
-    int write_errno;       /* a write failed outside a dispatch: reported from the loop */
-    const char *fail_what; /* what failed so: "write", "epoll_ctl" */
-    gboolean deferred;     /* inside shadow_conn_write: report failures later */
-    GSource *report;       /* the idle source that reports it */
-    GIOCondition watching; /* what the fd watch asks for now */
-    gboolean tcp;          /* TCP: quick ACKs after reads */
-    gboolean dirty;        /* on the flusher's list */
+    int deferred_errno;        /* a failure outside a dispatch, reported from the loop */
+    const char *deferred_what; /* what failed so: "write", "epoll_ctl" */
+    gboolean deferred;         /* inside shadow_conn_write: report failures later */
+    GSource *report;           /* the idle source that reports it */
+    GIOCondition watching;     /* what the epoll set watches for; 0: not in it */
+    gboolean tcp;              /* TCP: quick ACKs after reads */
+    gboolean dirty;            /* on the flusher's list */
 };
 
 /* Connections with output queued in this iteration, flushed before the loop polls. */
@@ -309,7 +308,7 @@ update_watch(ShadowConn *c)
 {
     GIOCondition want = G_IO_IN;
 
-    if (c->closed || !c->watched)
+    if (c->closed || c->watching == 0)
         return;
     if (c->connecting || shadow_conn_pending(c) > 0)
         want |= G_IO_OUT;
@@ -317,19 +316,19 @@ update_watch(ShadowConn *c)
         return;
     c->watching = want;
     struct epoll_event ev = { .events = epoll_events(want), .data.ptr = c };
-    if (epoll_ctl(poll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0 && c->write_errno == 0)
+    if (epoll_ctl(poll_fd, EPOLL_CTL_MOD, c->fd, &ev) < 0 && c->deferred_errno == 0)
         defer_fail(c, "epoll_ctl", errno);
 }
 
-/* report_write_error - idle callback: the deferred write failure */
+/* report_deferred - from the loop: the deferred failure */
 static gboolean
-report_write_error(gpointer data)
+report_deferred(gpointer data)
 {
     ShadowConn *c = shadow_conn_ref(data);
 
     g_clear_pointer(&c->report, g_source_unref);
     if (!c->closed)
-        fail(c, c->fail_what, c->write_errno);
+        fail(c, c->deferred_what, c->deferred_errno);
     shadow_conn_unref(c);
     return G_SOURCE_REMOVE;
 }
@@ -338,13 +337,13 @@ report_write_error(gpointer data)
 static void
 defer_fail(ShadowConn *c, const char *what, int err)
 {
-    c->write_errno = err;
-    c->fail_what = what;
+    c->deferred_errno = err;
+    c->deferred_what = what;
     if (c->report == NULL) {
         c->report = g_idle_source_new();
         /* Not idle priority: that never runs while sockets are busy, and the peer would wait. */
         g_source_set_priority(c->report, G_PRIORITY_DEFAULT);
-        g_source_set_callback(c->report, report_write_error, c, NULL);
+        g_source_set_callback(c->report, report_deferred, c, NULL);
         g_source_attach(c->report, NULL);
     }
 }
@@ -447,14 +446,13 @@ attach(ShadowConn *c)
         return err;
     if (epoll_ctl(poll_fd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         return errno;
-    c->watched = TRUE;
     c->watching = want;
     return 0;
 }
 
-/* shadow_conn_new - wrap a connected socket (takes the fd) */
-ShadowConn *
-shadow_conn_new(int fd, const char *peer, const ShadowConnFuncs *funcs, gpointer user)
+/* conn_alloc - a connection on fd (taken), not yet watched; TCP gets TCP_NODELAY */
+static ShadowConn *
+conn_alloc(int fd, const char *peer, gboolean tcp, const ShadowConnFuncs *funcs, gpointer user)
 {
     ShadowConn *c = g_new0(ShadowConn, 1);
 
@@ -464,11 +462,20 @@ shadow_conn_new(int fd, const char *peer, const ShadowConnFuncs *funcs, gpointer
     c->funcs = *funcs;
     c->user = user;
     c->out = g_byte_array_new();
-    c->tcp = socket_is_tcp(fd);
+    c->tcp = tcp;
+    if (tcp)
+        shadow_socket_nodelay(fd);
+    return c;
+}
+
+/* shadow_conn_new - wrap a connected socket (takes the fd) */
+ShadowConn *
+shadow_conn_new(int fd, const char *peer, const ShadowConnFuncs *funcs, gpointer user)
+{
+    ShadowConn *c = conn_alloc(fd, peer, socket_is_tcp(fd), funcs, user);
+
     if (!(fcntl(fd, F_GETFL) & O_NONBLOCK)) /* accept4(SOCK_NONBLOCK) made it so already */
         g_unix_set_fd_nonblocking(fd, TRUE, NULL);
-    if (c->tcp)
-        shadow_socket_nodelay(fd);
     int err = attach(c);
     if (err != 0)
         defer_fail(c, "epoll_ctl", err); /* FAILED from the loop, as a write error would be */
@@ -545,16 +552,7 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
                     g_strerror(e));
         return NULL;
     }
-    c = g_new0(ShadowConn, 1);
-    c->refs = 1;
-    c->fd = fd;
-    c->peer = g_strdup(address->spec);
-    c->funcs = *funcs;
-    c->user = user;
-    c->out = g_byte_array_new();
-    c->tcp = address->kind != SHADOW_ADDRESS_UNIX;
-    if (c->tcp)
-        shadow_socket_nodelay(fd);
+    c = conn_alloc(fd, address->spec, address->kind != SHADOW_ADDRESS_UNIX, funcs, user);
     if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
         if (errno != EINPROGRESS) {
             int e = errno;
@@ -588,7 +586,7 @@ shadow_conn_connect(const ShadowAddress *address, guint timeout_ms, const Shadow
 void
 shadow_conn_write(ShadowConn *c, const guint8 *data, gsize len)
 {
-    if (c->closed || c->write_errno || len == 0)
+    if (c->closed || c->deferred_errno || len == 0)
         return;
     g_byte_array_append(c->out, data, (guint)len);
     if (c->connecting)
@@ -604,7 +602,7 @@ shadow_conn_close(ShadowConn *c)
     if (c->closed)
         return;
     /* What this iteration queued (a last SMFIC_QUIT, say) still goes out, if the socket takes it. */
-    while (!c->connecting && c->write_errno == 0 && c->fd >= 0 && shadow_conn_pending(c) > 0) {
+    while (!c->connecting && c->deferred_errno == 0 && c->fd >= 0 && shadow_conn_pending(c) > 0) {
         ssize_t n = send(c->fd, c->out->data + c->out_off, shadow_conn_pending(c),
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
@@ -619,9 +617,9 @@ shadow_conn_close(ShadowConn *c)
         g_clear_pointer(&c->report, g_source_unref);
     }
     shadow_deadline_disarm(&c->timer);
-    if (c->watched) {
+    if (c->watching != 0) {
         (void)epoll_ctl(poll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-        c->watched = FALSE;
+        c->watching = 0;
     }
     if (c->fd >= 0)
         close(c->fd);

@@ -154,14 +154,8 @@ shadow_wait_ref(ShadowWait *w)
 static void
 wait_stop(ShadowWait *w)
 {
-    if (w->deadline) {
-        g_source_destroy(w->deadline);
-        g_clear_pointer(&w->deadline, g_source_unref);
-    }
-    if (w->progress) {
-        g_source_destroy(w->progress);
-        g_clear_pointer(&w->progress, g_source_unref);
-    }
+    shadow_deadline_disarm(&w->deadline);
+    shadow_deadline_disarm(&w->progress);
 }
 
 /* shadow_wait_unref - drop a reference */
@@ -206,28 +200,28 @@ shadow_wait_done(ShadowWait *w)
 }
 
 /* wait_deadline - the MTA must have its answer now */
-static gboolean
-wait_deadline(gpointer data)
+static void
+wait_deadline(ShadowDeadline *d, gpointer data)
 {
     ShadowWait *w = data;
 
-    g_clear_pointer(&w->deadline, g_source_unref);
+    (void)d;
     if (w->session)
         shadow_log_warning("%s: children still busy with %s after the deadline; answered the MTA",
                            w->session->id, milter_command_name(w->code));
     wait_answer(w);
-    return G_SOURCE_REMOVE;
 }
 
 /* wait_progress - keep the MTA waiting at end of message */
-static gboolean
-wait_progress(gpointer data)
+static void
+wait_progress(ShadowDeadline *d, gpointer data)
 {
     ShadowWait *w = data;
 
-    if (w->session)
+    if (w->session) {
         send_empty(w->session, SMFIR_PROGRESS);
-    return G_SOURCE_CONTINUE;
+        shadow_deadline_arm(d, SHADOW_PROGRESS_INTERVAL_MS);
+    }
 }
 
 /* wait_new - the MTA waits for children on code (reply = wait) */
@@ -242,14 +236,11 @@ wait_new(ShadowSession *s, guint8 code, guint pending)
     w->session = s;
     w->code = code;
     w->pending = pending;
-    w->deadline = g_timeout_source_new(deadline);
-    g_source_set_callback(w->deadline, wait_deadline, w, NULL);
-    g_source_attach(w->deadline, NULL);
-    if (code == SMFIC_BODYEOB) {
-        w->progress = g_timeout_source_new(SHADOW_PROGRESS_INTERVAL_MS);
-        g_source_set_callback(w->progress, wait_progress, w, NULL);
-        g_source_attach(w->progress, NULL);
-    }
+    shadow_deadline_init(&w->deadline, wait_deadline, w);
+    shadow_deadline_init(&w->progress, wait_progress, w);
+    shadow_deadline_arm(&w->deadline, deadline);
+    if (code == SMFIC_BODYEOB)
+        shadow_deadline_arm(&w->progress, SHADOW_PROGRESS_INTERVAL_MS);
     return w;
 }
 
@@ -374,10 +365,7 @@ reply_optneg(ShadowSession *s)
                          protocol, syms, n_syms);
     shadow_conn_write(s->mta, out->data, out->len);
     s->negotiated = TRUE;
-    if (s->negotiate_deadline) {
-        g_source_destroy(s->negotiate_deadline);
-        g_clear_pointer(&s->negotiate_deadline, g_source_unref);
-    }
+    shadow_deadline_disarm(&s->negotiate_deadline);
 }
 
 /* maybe_reply_optneg - answer once no child is still negotiating */
@@ -396,12 +384,12 @@ maybe_reply_optneg(ShadowSession *s)
 }
 
 /* negotiate_deadline - children too slow to negotiate are given up */
-static gboolean
-negotiate_deadline(gpointer data)
+static void
+negotiate_deadline(ShadowDeadline *d, gpointer data)
 {
     ShadowSession *s = data;
 
-    g_clear_pointer(&s->negotiate_deadline, g_source_unref);
+    (void)d;
     for (guint i = 0; i < s->children->len; i++) {
         ShadowChild *c = g_ptr_array_index(s->children, i);
 
@@ -410,7 +398,6 @@ negotiate_deadline(gpointer data)
                               "not negotiated before the MTA's deadline");
     }
     maybe_reply_optneg(s);
-    return G_SOURCE_REMOVE;
 }
 
 /* start_children - one child per enabled milter, negotiating with the MTA's offer */
@@ -435,9 +422,8 @@ start_children(ShadowSession *s)
     }
     deadline = MIN(deadline, SHADOW_MTA_COMMAND_DEADLINE_MS);
     if (!s->negotiated && s->children->len > 0) {
-        s->negotiate_deadline = g_timeout_source_new(deadline);
-        g_source_set_callback(s->negotiate_deadline, negotiate_deadline, s, NULL);
-        g_source_attach(s->negotiate_deadline, NULL);
+        shadow_deadline_init(&s->negotiate_deadline, negotiate_deadline, s);
+        shadow_deadline_arm(&s->negotiate_deadline, deadline);
     }
     maybe_reply_optneg(s);
 }
@@ -981,10 +967,7 @@ void
 shadow_session_free(ShadowSession *s)
 {
     shadow_event_log_connection(s->server->log, s, FALSE);
-    if (s->negotiate_deadline) {
-        g_source_destroy(s->negotiate_deadline);
-        g_source_unref(s->negotiate_deadline);
-    }
+    shadow_deadline_disarm(&s->negotiate_deadline);
     /* Only at exit can messages still be in flight: drop the session's references. */
     g_list_free_full(g_steal_pointer(&s->inflight), (GDestroyNotify)shadow_msg_unref);
     g_ptr_array_unref(s->children);

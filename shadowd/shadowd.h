@@ -55,11 +55,11 @@ typedef struct _ShadowEventLog ShadowEventLog;
 /* ShadowWait - an MTA command waiting for children (reply = wait) */
 struct _ShadowWait {
     guint refs;
-    ShadowSession *session; /* NULL once answered or the session is gone */
-    guint pending;          /* children that still owe an answer */
-    guint8 code;            /* the MTA command */
-    GSource *deadline;
-    GSource *progress; /* end of message only */
+    ShadowSession *session;  /* NULL once answered or the session is gone */
+    guint pending;           /* children that still owe an answer */
+    guint8 code;             /* the MTA command */
+    ShadowDeadline deadline; /* the MTA's answer is due */
+    ShadowDeadline progress; /* the next SMFIR_PROGRESS, end of message only */
 };
 
 /* ShadowJobKind - what a child's queue entry does */
@@ -184,7 +184,7 @@ struct _ShadowSession {
     guint32 mta_version, mta_actions, mta_protocol; /* the MTA's offer */
     guint32 up_protocol;                            /* what we asked the MTA for */
     gboolean leadspc;                               /* HDR_LEADSPC agreed upstream */
-    GSource *negotiate_deadline;
+    ShadowDeadline negotiate_deadline; /* children not negotiated by then are given up */
 
     GPtrArray *children; /* ShadowChild * in chain order */
     GPtrArray *retired;  /* children of an earlier connection (SMFIC_QUIT_NC) */
